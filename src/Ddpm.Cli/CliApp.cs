@@ -1,0 +1,87 @@
+using System.CommandLine;
+using Ddpm.Cli.Commands;
+
+namespace Ddpm.Cli;
+
+/// <summary>The <c>ddpm</c> command line: parses options and calls the library. Nothing else lives here.</summary>
+public static class CliApp
+{
+    public static RootCommand Build(CliContext ctx)
+    {
+        var root = new RootCommand("ddpm: train, sample and explain Denoising Diffusion Probabilistic Models (Ho et al. 2020) on TorchSharp.")
+        {
+            TrainCommand.Create(ctx),
+            SampleCommand.Create(ctx),
+            DiffuseCommand.Create(ctx),
+            ScheduleCommand.Create(ctx),
+            InfoCommand.Create(ctx),
+        };
+        root.Options.Add(CommonOptions.Verbose);
+        return root;
+    }
+
+    /// <summary>Runs the command line; user errors are one line on <paramref name="err"/> and exit code 1.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter err)
+    {
+        var ctx = new CliContext(output, err);
+        var root = Build(ctx);
+        var parsed = root.Parse(args);
+        bool verbose = parsed.GetValue(CommonOptions.Verbose);
+        if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+        {
+            err.WriteLine($"error: {parsed.Errors[0].Message} (see --help)");
+            return 2;
+        }
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null,
+                Output = output,
+                Error = err,
+            });
+        }
+        catch (Exception e)
+        {
+            var inner = e is AggregateException { InnerException: not null } a ? a.InnerException! : e;
+            if (inner is DdpmException)
+                err.WriteLine($"error: {OneLine(inner.Message)}");
+            else if (inner is OperationCanceledException)
+                err.WriteLine("error: interrupted");
+            else
+                err.WriteLine($"error: {inner.GetType().Name}: {OneLine(inner.Message)}");
+            if (verbose) err.WriteLine(inner.ToString());
+            return inner is DdpmException or OperationCanceledException ? 1 : 3;
+        }
+    }
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+}
+
+/// <summary>Where commands write, and the Ctrl+C token.</summary>
+public sealed class CliContext
+{
+    public TextWriter Out { get; }
+    public TextWriter Err { get; }
+
+    public CliContext(TextWriter output, TextWriter err)
+    {
+        Out = output;
+        Err = err;
+    }
+
+    /// <summary>A token cancelled by the first Ctrl+C (the second one kills the process as usual).</summary>
+    public CancellationToken CancelOnCtrlC()
+    {
+        var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return;
+            e.Cancel = true;
+            Err.WriteLine("\nInterrupted: finishing the step and saving a checkpoint (Ctrl+C again to abort)...");
+            cts.Cancel();
+        };
+        return cts.Token;
+    }
+}

@@ -1,0 +1,88 @@
+using Ddpm.Runtime;
+using Ddpm.Training;
+using Spectre.Console;
+
+namespace Ddpm.Cli;
+
+/// <summary>
+/// Shows training progress: a live bar (step, loss, images/s, ETA) on an interactive terminal, plain lines
+/// every few steps otherwise (logs, CI, tests).
+/// </summary>
+public static class ProgressView
+{
+    public static bool Interactive(CliContext ctx, bool disabled) =>
+        !disabled && !Console.IsOutputRedirected && ReferenceEquals(ctx.Out, Console.Out) && AnsiConsole.Profile.Capabilities.Interactive;
+
+    public static T RunTraining<T>(CliContext ctx, bool noProgress, long logEvery, Func<IProgress<TrainProgress>, T> body)
+    {
+        if (!Interactive(ctx, noProgress))
+        {
+            long lastSampleReport = -1;
+            return body(new SyncProgress<TrainProgress>(p =>
+            {
+                if (p.Phase == "train" && (p.Step % logEvery == 0 || p.Step == p.TotalSteps))
+                    ctx.Out.WriteLine(Describe(p));
+                else if (p.Phase == "sample" && p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps) != lastSampleReport)
+                {
+                    lastSampleReport = p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps);
+                    ctx.Out.WriteLine($"sampling the grid: step {p.SamplingStep}/{p.SamplingSteps}");
+                }
+            }));
+        }
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .Start(live =>
+            {
+                ProgressTask? train = null, sample = null;
+                result = body(new SyncProgress<TrainProgress>(p =>
+                {
+                    if (p.Phase == "train")
+                    {
+                        train ??= live.AddTask("training", maxValue: p.TotalSteps);
+                        train.Value = p.Step;
+                        train.Description = Markup.Escape(Describe(p));
+                    }
+                    else
+                    {
+                        sample ??= live.AddTask("sampling the grid", maxValue: p.SamplingSteps);
+                        sample.Value = p.SamplingStep;
+                    }
+                }));
+            });
+        return result;
+    }
+
+    public static void RunSampling(CliContext ctx, bool noProgress, string label, Action<IProgress<(int Done, int Total)>> body)
+    {
+        if (!Interactive(ctx, noProgress))
+        {
+            int last = -1;
+            body(new SyncProgress<(int Done, int Total)>(p =>
+            {
+                int decile = p.Done * 10 / Math.Max(1, p.Total);
+                if (decile != last) { last = decile; ctx.Out.WriteLine($"{label}: {p.Done}/{p.Total} denoising steps"); }
+            }));
+            return;
+        }
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(live =>
+            {
+                ProgressTask? task = null;
+                body(new SyncProgress<(int Done, int Total)>(p =>
+                {
+                    task ??= live.AddTask(label, maxValue: p.Total);
+                    task.Value = p.Done;
+                }));
+            });
+    }
+
+    public static string Describe(TrainProgress p)
+    {
+        var eta = p.Eta is TimeSpan e ? $" eta {e:hh\\:mm\\:ss}" : "";
+        return $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} lr {p.LearningRate:0.0e+00} grad {p.GradNorm:F2} {p.ImagesPerSecond:F1} img/s{eta}";
+    }
+}

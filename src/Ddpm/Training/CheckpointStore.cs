@@ -1,0 +1,219 @@
+using System.Globalization;
+using System.Text.Json;
+using Ddpm.IO;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Ddpm.Training;
+
+/// <summary>What a checkpoint's state.json holds besides the tensors.</summary>
+public sealed class CheckpointState
+{
+    public string Format { get; set; } = CheckpointStore.FormatName;
+    /// <summary>Number of optimizer updates done: training continues at this 0-based step.</summary>
+    public long Step { get; set; }
+    public long Seed { get; set; }
+    /// <summary>How the step's randomness is derived; stored so a reader knows what resuming needs.</summary>
+    public string Rng { get; set; } = "per-step generators seeded with StepRandom.SeedFor(seed, step, stream); batch order from BatchSampler(seed)";
+    public string SavedAt { get; set; } = "";
+    public TrainConfig Config { get; set; } = new();
+}
+
+/// <summary>
+/// Checkpoints of a run folder. Each is a folder <c>checkpoints/step_NNNNNNN</c> holding
+/// <c>model.safetensors</c>, <c>ema.safetensors</c> (PyTorch state-dict names), <c>optimizer.safetensors</c>
+/// (PyTorch's optimizer names: <c>state.{i}.exp_avg</c>, <c>state.{i}.exp_avg_sq</c>, <c>state.{i}.step</c>) and
+/// <c>state.json</c>. A checkpoint is written into a hidden temporary folder, flushed, and renamed into place;
+/// then the <c>checkpoints/latest</c> pointer is replaced atomically. A crash at any point leaves the previous
+/// checkpoint intact and pointed to.
+/// </summary>
+public static class CheckpointStore
+{
+    public const string FormatName = "ddpm-dotnet-checkpoint/1";
+    public const string Folder = "checkpoints";
+    public const string LatestFile = "latest";
+    public const string ModelFile = "model.safetensors";
+    public const string EmaFile = "ema.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string StateFile = "state.json";
+
+    public static string NameFor(long step) => "step_" + step.ToString("D7", CultureInfo.InvariantCulture);
+
+    /// <summary>Writes a checkpoint atomically and returns its folder. Keeps the newest <paramref name="keep"/>.</summary>
+    public static string Save(string runDir, CheckpointState state, nn.Module model, nn.Module ema, Adam optimizer, int keep = 2)
+    {
+        var root = Path.Combine(runDir, Folder);
+        Directory.CreateDirectory(root);
+        var name = NameFor(state.Step);
+        var final = Path.Combine(root, name);
+        var tmp = Path.Combine(root, $".tmp-{name}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            model.save_safetensors(Path.Combine(tmp, ModelFile));
+            ema.save_safetensors(Path.Combine(tmp, EmaFile));
+            SaveOptimizer(optimizer, Path.Combine(tmp, OptimizerFile));
+            state.SavedAt = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
+            File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, TrainConfig.Json));
+            foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
+
+            if (Directory.Exists(final))
+            {
+                // Same step saved again (e.g. interrupted right after a periodic save): swap it out.
+                var old = Path.Combine(root, $".old-{name}-{Guid.NewGuid():N}");
+                Directory.Move(final, old);
+                Directory.Move(tmp, final);
+                Directory.Delete(old, recursive: true);
+            }
+            else
+            {
+                Directory.Move(tmp, final);
+            }
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            throw;
+        }
+        AtomicFile.WriteAllText(Path.Combine(root, LatestFile), name + "\n");
+        Prune(root, keep, name);
+        return final;
+    }
+
+    private static void Prune(string root, int keep, string latest)
+    {
+        var complete = ListComplete(root);
+        foreach (var dir in complete.Take(Math.Max(0, complete.Count - keep)))
+        {
+            if (Path.GetFileName(dir) == latest) continue;
+            Directory.Delete(dir, recursive: true);
+        }
+        foreach (var stale in Directory.GetDirectories(root, ".tmp-*").Concat(Directory.GetDirectories(root, ".old-*")))
+        {
+            try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Complete checkpoint folders, oldest first.</summary>
+    private static List<string> ListComplete(string root) =>
+        Directory.GetDirectories(root, "step_*")
+            .Where(d => File.Exists(Path.Combine(d, StateFile)))
+            .OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>
+    /// Finds the checkpoint folder for a run folder (its latest checkpoint), a checkpoint folder, or a
+    /// weights file inside one. Throws a one-line error when there is none.
+    /// </summary>
+    public static string Resolve(string path)
+    {
+        if (File.Exists(path))
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            if (File.Exists(Path.Combine(dir, StateFile))) return dir;
+            throw new DdpmException($"{path}: not inside a checkpoint folder (no {StateFile} beside it)");
+        }
+        if (!Directory.Exists(path)) throw new DdpmException($"checkpoint not found: {path}");
+        if (File.Exists(Path.Combine(path, StateFile))) return Path.GetFullPath(path);
+        var root = Path.Combine(path, Folder);
+        if (!Directory.Exists(root)) throw new DdpmException($"{path}: neither a run folder (no {Folder}/) nor a checkpoint folder (no {StateFile})");
+        var pointer = Path.Combine(root, LatestFile);
+        if (File.Exists(pointer))
+        {
+            var name = File.ReadAllText(pointer).Trim();
+            var dir = Path.Combine(root, name);
+            if (name.Length > 0 && File.Exists(Path.Combine(dir, StateFile))) return Path.GetFullPath(dir);
+        }
+        var complete = ListComplete(root);
+        if (complete.Count == 0) throw new DdpmException($"{path}: the run folder holds no complete checkpoint");
+        return Path.GetFullPath(complete[^1]);
+    }
+
+    public static CheckpointState ReadState(string checkpointDir)
+    {
+        var file = Path.Combine(checkpointDir, StateFile);
+        if (!File.Exists(file)) throw new DdpmException($"{checkpointDir}: missing {StateFile}");
+        try
+        {
+            var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(file), TrainConfig.Json)
+                ?? throw new DdpmException($"{file}: empty");
+            if (state.Format != FormatName) throw new DdpmException($"{file}: unknown checkpoint format '{state.Format}' (expected {FormatName})");
+            return state;
+        }
+        catch (JsonException e)
+        {
+            throw new DdpmException($"{file}: corrupt checkpoint state: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Loads a safetensors state dict into a module (strict: every key and shape must match).</summary>
+    public static void LoadWeights(nn.Module module, string file)
+    {
+        if (!File.Exists(file)) throw new DdpmException($"weights file not found: {file}");
+        try
+        {
+            module.load_safetensors(file, strict: true);
+        }
+        catch (Exception e) when (e is not DdpmException)
+        {
+            throw new DdpmException($"{file}: cannot load weights ({FirstLine(e.Message)})", e);
+        }
+    }
+
+    private static string FirstLine(string s)
+    {
+        var i = s.IndexOf('\n');
+        return i < 0 ? s : s[..i];
+    }
+
+    public static void SaveOptimizer(Adam optimizer, string file)
+    {
+        var dict = new Dictionary<string, Tensor>();
+        var sd = optimizer.state_dict();
+        for (int i = 0; i < sd.State.Count; i++)
+        {
+            var s = (Adam.State)sd.State[i];
+            dict[$"state.{i}.step"] = tensor((float)s.step);
+            if (s.exp_avg is not null) dict[$"state.{i}.exp_avg"] = s.exp_avg.cpu();
+            if (s.exp_avg_sq is not null) dict[$"state.{i}.exp_avg_sq"] = s.exp_avg_sq.cpu();
+        }
+        Safetensors.SaveStateDict(file, dict);
+        foreach (var (k, v) in dict)
+            if (k.EndsWith(".step", StringComparison.Ordinal)) v.Dispose();
+    }
+
+    public static void LoadOptimizer(Adam optimizer, string file)
+    {
+        if (!File.Exists(file)) throw new DdpmException($"optimizer state not found: {file}");
+        Dictionary<string, Tensor> dict;
+        try
+        {
+            dict = Safetensors.LoadStateDict(file);
+        }
+        catch (Exception e)
+        {
+            throw new DdpmException($"{file}: cannot read optimizer state ({FirstLine(e.Message)})", e);
+        }
+        var sd = optimizer.state_dict();
+        using var _ = no_grad();
+        for (int i = 0; i < sd.State.Count; i++)
+        {
+            var s = (Adam.State)sd.State[i];
+            if (!dict.TryGetValue($"state.{i}.step", out var step) ||
+                !dict.TryGetValue($"state.{i}.exp_avg", out var m) ||
+                !dict.TryGetValue($"state.{i}.exp_avg_sq", out var v))
+                throw new DdpmException($"{file}: optimizer state for parameter {i} is missing");
+            if (!m.shape.SequenceEqual(s.exp_avg.shape))
+                throw new DdpmException($"{file}: optimizer state {i} has shape [{string.Join(",", m.shape)}], the model needs [{string.Join(",", s.exp_avg.shape)}]");
+            s.step = (long)Math.Round(step.item<float>());
+            s.exp_avg.copy_(m);
+            s.exp_avg_sq.copy_(v);
+        }
+        if (dict.Keys.Count(k => k.EndsWith(".step", StringComparison.Ordinal)) != sd.State.Count)
+            throw new DdpmException($"{file}: optimizer state has a different number of parameters than the model");
+        optimizer.load_state_dict(sd);
+        foreach (var t in dict.Values) t.Dispose();
+    }
+}

@@ -1,0 +1,284 @@
+using System.Diagnostics;
+using Ddpm.Data;
+using Ddpm.Diffusion;
+using Ddpm.Imaging;
+using Ddpm.IO;
+using Ddpm.Models;
+using Ddpm.Runtime;
+using Ddpm.Sampling;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ddpm.Training;
+
+/// <summary>Where a run is, reported to the caller (the CLI draws the progress bar from it).</summary>
+public sealed record TrainProgress(
+    string Phase, long Step, long TotalSteps, double Loss, double LearningRate, double GradNorm,
+    double ImagesPerSecond, TimeSpan Elapsed, TimeSpan? Eta, int SamplingStep = 0, int SamplingSteps = 0);
+
+/// <summary>How a run ended.</summary>
+public sealed record TrainResult(long Step, bool Interrupted, string CheckpointDir, string? FinalGrid, double LastLoss);
+
+/// <summary>Statistics of one optimizer update.</summary>
+public readonly record struct StepStats(long Step, double Loss, double GradNorm, double LearningRate);
+
+/// <summary>
+/// Trains an eps-predicting U-Net with L_simple (Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
+/// global-norm gradient clipping, an EMA of the parameters, a run folder with config, metrics, TensorBoard
+/// events, sample grids and atomic checkpoints. Each step's randomness is a pure function of (seed, step), so a
+/// resumed run reproduces an uninterrupted one exactly.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    public const string ConfigFile = "config.json";
+    public const string SamplesFolder = "samples";
+
+    public TrainConfig Config { get; }
+    public string RunDir { get; }
+    public UNet Model { get; }
+    public UNet EmaModel { get; }
+    public GaussianDiffusion Diffusion { get; }
+    public ImageDataset Data { get; }
+    public Device Device { get; }
+    /// <summary>Number of updates done; the next update is this 0-based step.</summary>
+    public long Step { get; private set; }
+
+    private readonly Adam _optimizer;
+    private readonly Ema _ema;
+    private readonly BatchSampler _batches;
+    private readonly bool _ownsData;
+
+    private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device)
+    {
+        Config = config;
+        RunDir = runDir;
+        Data = data;
+        _ownsData = ownsData;
+        Device = device;
+        var model = config.Model!;
+        CheckDataFitsModel(model, data);
+
+        torch.manual_seed(config.Seed);
+        Model = new UNet(model);
+        EmaModel = new UNet(model);
+        Model.to(device);
+        EmaModel.to(device);
+        EmaModel.eval();
+        foreach (var p in EmaModel.parameters()) p.requires_grad = false;
+        _ema = new Ema(Model, EmaModel, config.EmaDecay, config.EmaWarmup, config.EmaPower, config.EmaInvGamma);
+        _ema.CopyFromModel();
+        _optimizer = optim.Adam(Model.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
+        Diffusion = DiffusionFactory.Diffusion(config);
+        _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
+    }
+
+    /// <summary>Fills in what the configuration leaves open (the network from the preset, the data's size).</summary>
+    public static TrainConfig Resolve(TrainConfig config, ImageDataset data)
+    {
+        var c = config.Clone();
+        c.Model ??= Presets.Get(c.Preset, data.Height, data.Channels);
+        if (c.Dropout is double d) c.Model.Dropout = d;
+        c.ImageSize = data.Height;
+        c.Channels = data.Channels;
+        c.Validate();
+        CheckDataFitsModel(c.Model, data);
+        return c;
+    }
+
+    private static void CheckDataFitsModel(UNetConfig model, ImageDataset data)
+    {
+        if (model.InChannels != data.Channels || model.ImageSize != data.Height || data.Height != data.Width)
+            throw new DdpmException(
+                $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set --image-size/--channels");
+    }
+
+    /// <summary>Starts a new run in <paramref name="runDir"/> (which must not hold a run already).</summary>
+    public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null)
+    {
+        config.Validate();
+        if (Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile)))
+            throw new DdpmException($"{runDir} already holds a run: resume it with --resume {runDir}, or choose another --run-dir");
+        bool owns = data is null;
+        data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
+        try
+        {
+            var resolved = Resolve(config, data);
+            var device = TorchRuntime.ResolveDevice(resolved.Device);
+            Directory.CreateDirectory(runDir);
+            AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), resolved.ToJson());
+            return new Trainer(resolved, runDir, data, owns, device);
+        }
+        catch
+        {
+            if (owns) data.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Continues the run in <paramref name="runDir"/> from its latest checkpoint. <paramref name="adjust"/> may change
+    /// settings that do not alter the numerics of the steps already taken (more steps, logging, device).
+    /// </summary>
+    public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null)
+    {
+        var dir = CheckpointStore.Resolve(runDir);
+        var state = CheckpointStore.ReadState(dir);
+        var config = state.Config.Clone();
+        adjust?.Invoke(config);
+        config.Validate();
+        if (config.Steps < state.Step)
+            throw new DdpmException($"--steps {config.Steps}: the run already did {state.Step} steps");
+        bool owns = data is null;
+        data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
+        Trainer? trainer = null;
+        try
+        {
+            trainer = new Trainer(config, runDir, data, owns, TorchRuntime.ResolveDevice(config.Device));
+            CheckpointStore.LoadWeights(trainer.Model, Path.Combine(dir, CheckpointStore.ModelFile));
+            CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
+            CheckpointStore.LoadOptimizer(trainer._optimizer, Path.Combine(dir, CheckpointStore.OptimizerFile));
+            trainer.Step = state.Step;
+            MetricsLog.TruncateAfter(runDir, state.Step);
+            AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), config.ToJson());
+            return trainer;
+        }
+        catch
+        {
+            trainer?.Dispose();
+            if (owns && trainer is null) data.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One update of Algorithm 1: x0 from the data, t ~ U{0..T-1}, eps ~ N(0, I), descend on ||eps - eps_theta||^2.</summary>
+    public StepStats TrainStep()
+    {
+        using var scope = NewDisposeScope();
+        long step = Step;
+        // Dropout draws from the global generator: seed it per step so resuming reproduces it.
+        torch.manual_seed(StepRandom.SeedFor(Config.Seed, step, 0));
+        using var gen = new Generator((ulong)StepRandom.SeedFor(Config.Seed, step, 1), CPU);
+
+        var x0 = _batches.GetBatch(Data, step);
+        if (Config.RandomFlip) x0 = Augment.RandomHorizontalFlip(x0, gen);
+        var t = randint(0, Diffusion.Timesteps, new long[] { x0.shape[0] }, dtype: ScalarType.Int64, generator: gen);
+        var noise = randn(x0.shape, generator: gen);
+        x0 = x0.to(Device);
+        t = t.to(Device);
+        noise = noise.to(Device);
+
+        Model.train();
+        _optimizer.zero_grad();
+        var loss = Diffusion.TrainingLosses(Model, x0, t, noise).mean();
+        double lossValue = loss.item<float>();
+        if (!double.IsFinite(lossValue))
+            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower --lr or keep --grad-clip on)");
+        loss.backward();
+        double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
+        double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), maxNorm);
+        if (!double.IsFinite(gradNorm))
+            throw new DdpmException($"training diverged at step {step}: the gradient norm is {gradNorm}; the last checkpoint is kept");
+        double lr = LearningRate.At(Config.LearningRate, Config.WarmupSteps, step);
+        foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+        _optimizer.step();
+        _ema.Update(step);
+        Step = step + 1;
+        return new StepStats(step, lossValue, gradNorm, lr);
+    }
+
+    /// <summary>Writes a checkpoint of the current state and returns its folder.</summary>
+    public string SaveCheckpoint()
+    {
+        var state = new CheckpointState { Step = Step, Seed = Config.Seed, Config = Config };
+        return CheckpointStore.Save(RunDir, state, Model, EmaModel, _optimizer, Config.KeepCheckpoints);
+    }
+
+    /// <summary>Samples <see cref="TrainConfig.SampleCount"/> images from the EMA weights and writes them as a grid.</summary>
+    public string SaveSampleGrid(string path, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var shape = new long[] { Config.SampleCount, Data.Channels, Data.Height, Data.Width };
+        using var result = AncestralSampler.Sample(Diffusion, EmaModel, shape, new SamplerOptions { Seed = Config.Seed }, Device, progress, cancellationToken);
+        ImageIO.SaveGrid(result.Samples, path, scale: GridScale(Data.Height));
+        return path;
+    }
+
+    /// <summary>Small images are drawn larger in grids so that a person can see them.</summary>
+    public static int GridScale(int imageSize) => imageSize <= 32 ? 2 : 1;
+
+    /// <summary>
+    /// Trains until <see cref="TrainConfig.Steps"/>, logging, sampling and checkpointing as configured. On
+    /// cancellation it finishes the current step, saves a checkpoint and returns with Interrupted set.
+    /// </summary>
+    public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        using var metrics = new MetricsLog(RunDir);
+        var total = Stopwatch.StartNew();
+        var window = Stopwatch.StartNew();
+        long windowSteps = 0;
+        double windowLoss = 0, lastLoss = double.NaN;
+        long startStep = Step;
+        bool interrupted = false;
+
+        while (Step < Config.Steps)
+        {
+            if (cancellationToken.IsCancellationRequested) { interrupted = true; break; }
+            var s = TrainStep();
+            lastLoss = s.Loss;
+            windowLoss += s.Loss;
+            windowSteps++;
+            double elapsed = total.Elapsed.TotalSeconds;
+            double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
+            TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
+            progress?.Report(new TrainProgress("train", Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
+
+            if (Step % Config.LogEvery == 0 || Step == Config.Steps)
+            {
+                double windowIps = windowSteps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+                metrics.Write(new MetricsRecord(Step, windowLoss / windowSteps, s.LearningRate, s.GradNorm, windowIps, elapsed));
+                windowLoss = 0;
+                windowSteps = 0;
+                window.Restart();
+            }
+            if (Step < Config.Steps && Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0)
+                SaveCheckpoint();
+            if (Step < Config.Steps && Config.SampleEvery > 0 && Step % Config.SampleEvery == 0)
+                SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
+                    SamplingProgress(progress, total), cancellationToken);
+        }
+
+        var checkpoint = SaveCheckpoint();
+        string? grid = null;
+        if (!interrupted)
+        {
+            try
+            {
+                grid = SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
+                    SamplingProgress(progress, total), cancellationToken);
+                File.Copy(grid, Path.Combine(RunDir, SamplesFolder, "final.png"), overwrite: true);
+                grid = Path.Combine(RunDir, SamplesFolder, "final.png");
+            }
+            catch (OperationCanceledException)
+            {
+                interrupted = true;
+            }
+        }
+        return new TrainResult(Step, interrupted, checkpoint, grid, lastLoss);
+    }
+
+    private IProgress<int>? SamplingProgress(IProgress<TrainProgress>? progress, Stopwatch total)
+    {
+        if (progress is null) return null;
+        return new SyncProgress<int>(done => progress.Report(
+            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Diffusion.Timesteps)));
+    }
+
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        Model.Dispose();
+        EmaModel.Dispose();
+        Diffusion.Dispose();
+        if (_ownsData) Data.Dispose();
+    }
+}

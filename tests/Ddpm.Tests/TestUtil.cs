@@ -1,0 +1,48 @@
+using Ddpm.Data;
+using Ddpm.Models;
+using Ddpm.Training;
+using static TorchSharp.torch;
+
+namespace Ddpm.Tests;
+
+/// <summary>Small shared fixtures: temporary folders, a tiny network, a tiny data set.</summary>
+public static class TestUtil
+{
+    public static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Ddpm.slnx"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("repository root not found");
+    }
+
+    public static string TempDir()
+    {
+        var d = Path.Combine(Path.GetTempPath(), "ddpm-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    /// <summary>A U-Net small enough to train a few steps in well under a second.</summary>
+    public static UNetConfig TinyUNet(int channels = 1, int size = 8) => new()
+    {
+        InChannels = channels, ImageSize = size, BaseChannels = 8, ChannelMult = new[] { 1, 2 }, NumResBlocks = 1,
+        AttentionResolutions = new[] { size / 2 }, Dropout = 0.1, NormGroups = 4,
+    };
+
+    /// <summary>Random images in [-1, 1] (seeded).</summary>
+    public static ImageDataset TinyData(int count = 24, int channels = 1, int size = 8, long seed = 1)
+    {
+        using var gen = new Generator((ulong)seed, CPU);
+        var images = rand(new long[] { count, channels, size, size }, generator: gen) * 2 - 1;
+        return new ImageDataset(images, null, "synthetic");
+    }
+
+    public static TrainConfig TinyConfig(long steps = 4) => new()
+    {
+        Data = "synthetic", Model = TinyUNet(), Timesteps = 12, Steps = steps, BatchSize = 4, LearningRate = 1e-3,
+        WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = "cpu", Seed = 7,
+    };
+
+    public static Dictionary<string, Tensor> Parameters(nn.Module m) =>
+        m.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach().clone());
+}

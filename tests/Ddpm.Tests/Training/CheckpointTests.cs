@@ -1,0 +1,169 @@
+using Ddpm.IO;
+using Ddpm.Training;
+using static TorchSharp.torch;
+
+namespace Ddpm.Tests.Training;
+
+public class CheckpointTests
+{
+    [Fact]
+    public void CheckpointRoundTripRestoresWeightsEmaAndOptimizer()
+    {
+        var dir = TestUtil.TempDir();
+        using var data = TestUtil.TinyData();
+        string ckpt;
+        Dictionary<string, Tensor> model, ema;
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 3), Path.Combine(dir, "run"), data))
+        {
+            for (int i = 0; i < 3; i++) t.TrainStep();
+            ckpt = t.SaveCheckpoint();
+            model = TestUtil.Parameters(t.Model);
+            ema = TestUtil.Parameters(t.EmaModel);
+            Assert.NotEqual(model.Values.Sum(v => v.sum().item<float>()), ema.Values.Sum(v => v.sum().item<float>()));
+        }
+        foreach (var f in new[] { CheckpointStore.ModelFile, CheckpointStore.EmaFile, CheckpointStore.OptimizerFile, CheckpointStore.StateFile })
+            Assert.True(File.Exists(Path.Combine(ckpt, f)), f);
+        Assert.Equal(ckpt, CheckpointStore.Resolve(Path.Combine(dir, "run")));
+        Assert.Equal(3, CheckpointStore.ReadState(ckpt).Step);
+
+        using var resumed = Trainer.Resume(Path.Combine(dir, "run"), data);
+        Assert.Equal(3, resumed.Step);
+        foreach (var (name, p) in resumed.Model.named_parameters()) Assert.True(p.equal(model[name]).all().item<bool>(), name);
+        foreach (var (name, p) in resumed.EmaModel.named_parameters()) Assert.True(p.equal(ema[name]).all().item<bool>(), name);
+    }
+
+    [Fact]
+    public void ResumedRunEqualsUninterruptedRun()
+    {
+        var dir = TestUtil.TempDir();
+        using var data = TestUtil.TinyData();
+        Dictionary<string, Tensor> straight, straightEma;
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 6), Path.Combine(dir, "a"), data))
+        {
+            t.Run();
+            straight = TestUtil.Parameters(t.Model);
+            straightEma = TestUtil.Parameters(t.EmaModel);
+        }
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 3), Path.Combine(dir, "b"), data))
+            t.Run();
+        using (var t = Trainer.Resume(Path.Combine(dir, "b"), data, c => c.Steps = 6))
+        {
+            Assert.Equal(3, t.Step);
+            var result = t.Run();
+            Assert.Equal(6, result.Step);
+            foreach (var (name, p) in t.Model.named_parameters()) Assert.True(p.equal(straight[name]).all().item<bool>(), $"model {name}");
+            foreach (var (name, p) in t.EmaModel.named_parameters()) Assert.True(p.equal(straightEma[name]).all().item<bool>(), $"ema {name}");
+        }
+        var a = MetricsLog.Read(Path.Combine(dir, "a"));
+        var b = MetricsLog.Read(Path.Combine(dir, "b"));
+        Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), b.Select(r => r.Step));
+        Assert.Equal(a.Select(r => r.Loss), b.Select(r => r.Loss));
+        Assert.True(File.Exists(Path.Combine(dir, "b", Trainer.SamplesFolder, "final.png")));
+    }
+
+    [Fact]
+    public void AnInterruptedCheckpointWriteKeepsThePreviousOne()
+    {
+        var dir = TestUtil.TempDir();
+        var run = Path.Combine(dir, "run");
+        using var data = TestUtil.TinyData();
+        using var t = Trainer.Start(TestUtil.TinyConfig(steps: 4), run, data);
+        t.TrainStep();
+        var first = t.SaveCheckpoint();
+        var firstBytes = File.ReadAllBytes(Path.Combine(first, CheckpointStore.ModelFile));
+        // A crash mid-write leaves a hidden temporary folder with partial files and no state.json.
+        var partial = Path.Combine(run, CheckpointStore.Folder, ".tmp-" + CheckpointStore.NameFor(2) + "-dead");
+        Directory.CreateDirectory(partial);
+        File.WriteAllBytes(Path.Combine(partial, CheckpointStore.ModelFile), firstBytes.AsSpan(0, 100).ToArray());
+        // ... or a step folder whose state.json never arrived, with the pointer not yet moved.
+        var incomplete = Path.Combine(run, CheckpointStore.Folder, CheckpointStore.NameFor(3));
+        Directory.CreateDirectory(incomplete);
+        File.WriteAllBytes(Path.Combine(incomplete, CheckpointStore.ModelFile), new byte[10]);
+        Assert.Equal(first, CheckpointStore.Resolve(run));
+        Assert.Equal(firstBytes, File.ReadAllBytes(Path.Combine(first, CheckpointStore.ModelFile)));
+        // With the pointer lost too, the newest complete checkpoint is still found.
+        File.Delete(Path.Combine(run, CheckpointStore.Folder, CheckpointStore.LatestFile));
+        Assert.Equal(first, CheckpointStore.Resolve(run));
+    }
+
+    [Fact]
+    public void AtomicFileKeepsTheOldContentWhenAWriteFails()
+    {
+        var path = Path.Combine(TestUtil.TempDir(), "f.txt");
+        AtomicFile.WriteAllText(path, "old");
+        Assert.Throws<IOException>(() => AtomicFile.Write(path, s =>
+        {
+            s.Write(new byte[] { 1, 2, 3 });
+            throw new IOException("disk full");
+        }));
+        Assert.Equal("old", File.ReadAllText(path));
+        Assert.Single(Directory.GetFiles(Path.GetDirectoryName(path)!));
+    }
+
+    [Fact]
+    public void CorruptOrMissingCheckpointsAreOneLineErrors()
+    {
+        var dir = TestUtil.TempDir();
+        var e1 = Assert.Throws<DdpmException>(() => CheckpointStore.Resolve(Path.Combine(dir, "nope")));
+        Assert.Contains("nope", e1.Message);
+        var ck = Path.Combine(dir, "ck");
+        Directory.CreateDirectory(ck);
+        File.WriteAllText(Path.Combine(ck, CheckpointStore.StateFile), "{ not json");
+        var e2 = Assert.Throws<DdpmException>(() => CheckpointStore.ReadState(ck));
+        Assert.Contains(CheckpointStore.StateFile, e2.Message);
+        Assert.DoesNotContain("\n", e2.Message);
+        using var model = new Ddpm.Models.UNet(TestUtil.TinyUNet());
+        File.WriteAllBytes(Path.Combine(ck, "bad.safetensors"), new byte[] { 1, 2, 3, 4, 5, 6, 7, 8, 9 });
+        var e3 = Assert.Throws<DdpmException>(() => CheckpointStore.LoadWeights(model, Path.Combine(ck, "bad.safetensors")));
+        Assert.Contains("bad.safetensors", e3.Message);
+    }
+
+    [Fact]
+    public void NaNInTrainingStopsWithAnErrorAndKeepsTheCheckpoint()
+    {
+        var dir = TestUtil.TempDir();
+        var run = Path.Combine(dir, "run");
+        using var good = TestUtil.TinyData();
+        string first;
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 2), run, good))
+        {
+            t.Run();
+            first = CheckpointStore.Resolve(run);
+        }
+        var bytes = File.ReadAllBytes(Path.Combine(first, CheckpointStore.ModelFile));
+        using var bad = TestUtil.TinyData();
+        bad.Images.fill_(float.NaN);
+        using var resumed = Trainer.Resume(run, bad, c => c.Steps = 5);
+        var e = Assert.Throws<DdpmException>(() => resumed.Run());
+        Assert.Contains("step 2", e.Message);
+        Assert.Equal(first, CheckpointStore.Resolve(run));
+        Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(first, CheckpointStore.ModelFile)));
+    }
+
+    [Fact]
+    public void StartingInAFolderThatHoldsARunIsRefused()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        using var data = TestUtil.TinyData();
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 1), run, data)) t.Run();
+        var e = Assert.Throws<DdpmException>(() => Trainer.Start(TestUtil.TinyConfig(steps: 1), run, data));
+        Assert.Contains("--resume", e.Message);
+    }
+
+    [Fact]
+    public void ImpossibleOptionsAreRejected()
+    {
+        var c = TestUtil.TinyConfig();
+        c.BatchSize = 0;
+        Assert.Contains("--batch-size", Assert.Throws<DdpmException>(c.Validate).Message);
+        c = TestUtil.TinyConfig();
+        c.Schedule = "quadratic";
+        Assert.Contains("--schedule", Assert.Throws<DdpmException>(c.Validate).Message);
+        c = TestUtil.TinyConfig();
+        c.EmaDecay = 1.5;
+        Assert.Contains("--ema-decay", Assert.Throws<DdpmException>(c.Validate).Message);
+        using var rgb = TestUtil.TinyData(channels: 3);
+        var e = Assert.Throws<DdpmException>(() => Trainer.Start(TestUtil.TinyConfig(), Path.Combine(TestUtil.TempDir(), "r"), rgb));
+        Assert.Contains("--channels", e.Message);
+    }
+}

@@ -1,0 +1,63 @@
+using Ddpm.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Tests.Training;
+
+public class ScheduleOfTrainingTests
+{
+    [Fact]
+    public void WarmupIsLinearThenConstant()
+    {
+        Assert.Equal(2e-4 / 5000, LearningRate.At(2e-4, 5000, 0), 15);
+        Assert.Equal(2e-4 * 2500 / 5000, LearningRate.At(2e-4, 5000, 2499), 15);
+        Assert.Equal(2e-4, LearningRate.At(2e-4, 5000, 4999), 15);
+        Assert.Equal(2e-4, LearningRate.At(2e-4, 5000, 100_000), 15);
+        Assert.Equal(1e-3, LearningRate.At(1e-3, 0, 0), 15);
+    }
+
+    [Fact]
+    public void EmaDecayFollowsTheWarmupFormulaAndItsCap()
+    {
+        using var a = nn.Linear(2, 2);
+        using var b = nn.Linear(2, 2);
+        var ema = new Ema(a, b, maxDecay: 0.999, warmup: true, power: 0.75, invGamma: 1.0);
+        Assert.Equal(0.0, ema.DecayAt(0), 12);                               // 1 - 1^-0.75
+        Assert.Equal(1 - Math.Pow(11, -0.75), ema.DecayAt(10), 12);
+        Assert.Equal(0.999, ema.DecayAt(10_000_000), 12);                    // capped
+        var fixedEma = new Ema(a, b, maxDecay: 0.9, warmup: false);
+        Assert.Equal(0.9, fixedEma.DecayAt(0), 12);
+    }
+
+    [Fact]
+    public void EmaAveragesParametersAndCopiesBuffers()
+    {
+        manual_seed(3);
+        using var model = nn.Sequential(("lin", nn.Linear(3, 2)), ("bn", nn.BatchNorm1d(2)));
+        using var avg = nn.Sequential(("lin", nn.Linear(3, 2)), ("bn", nn.BatchNorm1d(2)));
+        var ema = new Ema(model, avg, maxDecay: 0.9, warmup: false);
+        var before = TestUtil.Parameters(avg);
+        var p = TestUtil.Parameters(model);
+        // Give the model's buffer a value the average must copy, not average.
+        using (no_grad()) model.named_buffers().First(b => b.name == "bn.running_mean").buffer.fill_(5f);
+        ema.Update(0);
+        foreach (var (name, value) in avg.named_parameters())
+        {
+            var expected = before[name] * 0.9 + p[name] * 0.1;
+            Assert.True(value.allclose(expected, rtol: 1e-6, atol: 1e-7), name);
+        }
+        var rm = avg.named_buffers().First(b => b.name == "bn.running_mean").buffer;
+        Assert.True(rm.allclose(full(2, 5f)));
+    }
+
+    [Fact]
+    public void StepSeedsAreDeterministicAndDistinct()
+    {
+        Assert.Equal(StepRandom.SeedFor(1, 2, 0), StepRandom.SeedFor(1, 2, 0));
+        var seeds = new HashSet<long>();
+        for (long s = 0; s < 1000; s++) { seeds.Add(StepRandom.SeedFor(1, s, 0)); seeds.Add(StepRandom.SeedFor(1, s, 1)); }
+        Assert.Equal(2000, seeds.Count);
+        Assert.NotEqual(StepRandom.SeedFor(1, 5, 0), StepRandom.SeedFor(2, 5, 0));
+        Assert.All(seeds, s => Assert.True(s >= 0));
+    }
+}
