@@ -1,0 +1,332 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Diffusion;
+
+/// <summary>How the reverse process p(x_{t-1} | x_t) chooses its (fixed) variance.</summary>
+public enum VarianceType
+{
+    /// <summary>
+    /// sigma_t^2 = posterior variance beta~_t; log variance = the clipped posterior log variance
+    /// (t = 0 borrows t = 1's value).
+    /// </summary>
+    FixedSmall,
+    /// <summary>
+    /// sigma_t^2 = beta_t; log variance = log(append(posterior_variance[1], beta[1:])) as in the original code
+    /// (log(beta_0) when T = 1). The paper's CIFAR-10 setting.
+    /// </summary>
+    FixedLarge,
+}
+
+/// <summary>
+/// The Gaussian diffusion of Ho et al. 2020 with an eps-predicting model: forward process, posterior, reverse step
+/// and L_simple. Timesteps are 0-based (t = 0 is the paper's t = 1). Every method takes x of rank >= 2 with the
+/// batch first (N, C, H, W images or N, D vectors) and t as an int64 tensor of shape (N) on x's device.
+/// Per-timestep coefficients are computed in float64 by <see cref="NoiseSchedule"/>, cast to float32 tensors once
+/// per device, and gathered into shape (N, 1, ..., 1) so they broadcast against x. Returned variances and log
+/// variances of the fixed-variance Gaussians have that broadcastable shape (N, 1, ..., 1), means have x's shape.
+/// Each method frees its intermediate tensors and returns its results into the caller's dispose scope.
+/// </summary>
+public sealed class GaussianDiffusion : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Coefficients> _byDevice = new();
+    private readonly double[] _modelVariance;
+    private readonly double[] _modelLogVariance;
+    private bool _disposed;
+
+    public GaussianDiffusion(NoiseSchedule schedule, VarianceType varianceType = VarianceType.FixedLarge)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        Schedule = schedule;
+        VarianceType = varianceType;
+        int n = schedule.Timesteps;
+        switch (varianceType)
+        {
+            case VarianceType.FixedSmall:
+                _modelVariance = schedule.PosteriorVariance;
+                _modelLogVariance = schedule.PosteriorLogVarianceClipped;
+                break;
+            case VarianceType.FixedLarge:
+                _modelVariance = schedule.Betas;
+                _modelLogVariance = new double[n];
+                for (int t = 1; t < n; t++) _modelLogVariance[t] = Math.Log(schedule.Betas[t]);
+                _modelLogVariance[0] = n > 1 ? Math.Log(schedule.PosteriorVariance[1]) : Math.Log(schedule.Betas[0]);
+                break;
+            default:
+                throw new DdpmException($"variance type {varianceType}: expected FixedSmall or FixedLarge");
+        }
+    }
+
+    public NoiseSchedule Schedule { get; }
+    public VarianceType VarianceType { get; }
+    public int Timesteps => Schedule.Timesteps;
+
+    /// <summary>The reverse-process variance sigma_t^2 per timestep (float64), as chosen by <see cref="VarianceType"/>.</summary>
+    public IReadOnlyList<double> ModelVariance => _modelVariance;
+    /// <summary>The reverse-process log variance per timestep (float64), as chosen by <see cref="VarianceType"/>.</summary>
+    public IReadOnlyList<double> ModelLogVariance => _modelLogVariance;
+
+    // ---- forward process -------------------------------------------------------------------------------------
+
+    /// <summary>q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I). (eq. 4)</summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance) QMeanVariance(Tensor x0, Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(x0, t);
+        var shape = x0.shape;
+        var mean = Extract(c.SqrtAlphasCumprod, tt, shape) * x0;
+        var variance = Extract(c.OneMinusAlphasCumprod, tt, shape);
+        var logVariance = Extract(c.LogOneMinusAlphasCumprod, tt, shape);
+        return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise: a draw from q(x_t | x_0). (eq. 4, reparameterised)</summary>
+    public Tensor QSample(Tensor x0, Tensor t, Tensor noise)
+    {
+        CheckSameShape(x0, noise, nameof(noise));
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(x0, t);
+        var shape = x0.shape;
+        var xt = Extract(c.SqrtAlphasCumprod, tt, shape) * x0 + Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * noise;
+        return xt.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One Markov step x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) noise, a draw from q(x_t | x_{t-1}). (eq. 2)
+    /// With 0-based t, xPrev is the state before step t (x_0 data when t = 0).
+    /// </summary>
+    public Tensor QStep(Tensor xPrev, Tensor t, Tensor noise)
+    {
+        CheckSameShape(xPrev, noise, nameof(noise));
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(xPrev, t);
+        var shape = xPrev.shape;
+        var xt = Extract(c.SqrtAlphas, tt, shape) * xPrev + Extract(c.SqrtBetas, tt, shape) * noise;
+        return xt.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// q(x_{t-1} | x_t, x_0) = N(coef1 x_0 + coef2 x_t, beta~_t I), with the clipped log variance. (eqs. 6-7)
+    /// </summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVarianceClipped) PosteriorMeanVariance(Tensor x0, Tensor xt, Tensor t)
+    {
+        CheckSameShape(x0, xt, nameof(xt));
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(xt, t);
+        var shape = xt.shape;
+        var mean = Extract(c.PosteriorMeanCoef1, tt, shape) * x0 + Extract(c.PosteriorMeanCoef2, tt, shape) * xt;
+        var variance = Extract(c.PosteriorVariance, tt, shape);
+        var logVariance = Extract(c.PosteriorLogVarianceClipped, tt, shape);
+        return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x_0 = sqrt(1 / alpha_bar_t) x_t - sqrt(1 / alpha_bar_t - 1) eps. (eq. 4 solved for x_0)</summary>
+    public Tensor PredictStartFromNoise(Tensor xt, Tensor t, Tensor eps)
+    {
+        CheckSameShape(xt, eps, nameof(eps));
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(xt, t);
+        var shape = xt.shape;
+        var x0 = Extract(c.SqrtRecipAlphasCumprod, tt, shape) * xt - Extract(c.SqrtRecipm1AlphasCumprod, tt, shape) * eps;
+        return x0.MoveToOuterDisposeScope();
+    }
+
+    // ---- reverse process -------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) with the model predicting eps: x_0 is recovered from eps
+    /// (clipped to [-1, 1] when <paramref name="clipDenoised"/>) and mu_theta is the posterior mean given that x_0,
+    /// which equals eq. 11 when no clipping happens. (eqs. 1, 11)
+    /// </summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVariance(
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(xt, t);
+        var shape = xt.shape;
+        var eps = model.call(xt, tt);
+        CheckSameShape(xt, eps, "model output");
+        var predX0 = PredictStartFromNoise(xt, tt, eps);
+        if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
+        var (mean, _, _) = PosteriorMeanVariance(predX0, xt, tt);
+        var variance = Extract(c.ModelVariance, tt, shape);
+        var logVariance = Extract(c.ModelLogVariance, tt, shape);
+        return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(),
+            logVariance.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// One ancestral step x_{t-1} = mu_theta(x_t, t) + [t != 0] exp(0.5 log sigma_t^2) noise (Algorithm 2, eq. 11),
+    /// with noise ~ N(0, I) of x's shape supplied by the caller. Also returns the predicted x_0.
+    /// </summary>
+    public (Tensor Sample, Tensor PredX0) PSample(
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, Tensor noise, bool clipDenoised)
+    {
+        CheckSameShape(xt, noise, nameof(noise));
+        using var scope = torch.NewDisposeScope();
+        var (_, tt) = Prepare(xt, t);
+        var (mean, _, logVariance, predX0) = PMeanVariance(model, xt, tt, clipDenoised);
+        var nonZero = tt.ne(0L).to(xt.dtype).view(BroadcastShape(xt.shape));
+        var sample = mean + nonZero * (0.5 * logVariance).exp() * noise;
+        return (sample.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
+    }
+
+    // ---- training --------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// L_simple per example: the mean over all non-batch dimensions of (noise - eps_theta(x_t, t))^2 with
+    /// x_t = QSample(x0, t, noise). Returns shape (N). No clipping. (eq. 14)
+    /// </summary>
+    public Tensor TrainingLosses(nn.Module<Tensor, Tensor, Tensor> model, Tensor x0, Tensor t, Tensor noise)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        CheckSameShape(x0, noise, nameof(noise));
+        using var scope = torch.NewDisposeScope();
+        var (_, tt) = Prepare(x0, t);
+        var xt = QSample(x0, tt, noise);
+        var eps = model.call(xt, tt);
+        CheckSameShape(x0, eps, "model output");
+        var dims = Enumerable.Range(1, (int)x0.dim() - 1).Select(d => (long)d).ToArray();
+        var loss = (noise - eps).square().mean(dims);
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    // ---- coefficients ----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Gathers coef[t] for each example and reshapes it to (N, 1, ..., 1) with as many dimensions as xShape.
+    /// </summary>
+    private static Tensor Extract(Tensor coef, Tensor t, long[] xShape) =>
+        coef.gather(0, t).view(BroadcastShape(xShape));
+
+    private static long[] BroadcastShape(long[] xShape)
+    {
+        var shape = new long[xShape.Length];
+        Array.Fill(shape, 1L);
+        shape[0] = xShape[0];
+        return shape;
+    }
+
+    /// <summary>Checks x and t, and returns the coefficient tensors for x's device and t as int64 on that device.</summary>
+    private (Coefficients Coef, Tensor T) Prepare(Tensor x, Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(t);
+        if (x.dim() < 2)
+            throw new ArgumentException($"x must have rank >= 2 (batch first), got shape [{string.Join(", ", x.shape)}]", nameof(x));
+        if (t.dim() != 1 || t.shape[0] != x.shape[0])
+            throw new ArgumentException($"t must have shape [{x.shape[0]}], got [{string.Join(", ", t.shape)}]", nameof(t));
+        if (x.dtype != ScalarType.Float32)
+            throw new ArgumentException($"x must be float32, got {x.dtype}", nameof(x));
+        var tt = t;
+        if (tt.dtype != ScalarType.Int64) tt = tt.to(ScalarType.Int64);
+        if (tt.device_type != x.device_type || tt.device_index != x.device_index) tt = tt.to(x.device);
+        return (CoefficientsFor(x.device), tt);
+    }
+
+    private static void CheckSameShape(Tensor x, Tensor other, string what)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(other);
+        if (!x.shape.SequenceEqual(other.shape))
+            throw new ArgumentException($"{what} must have shape [{string.Join(", ", x.shape)}], got [{string.Join(", ", other.shape)}]");
+    }
+
+    private Coefficients CoefficientsFor(Device device)
+    {
+        var key = $"{device.type}:{device.index}";
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_byDevice.TryGetValue(key, out var c))
+            {
+                c = new Coefficients(Schedule, _modelVariance, _modelLogVariance, device);
+                _byDevice[key] = c;
+            }
+            return c;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            foreach (var c in _byDevice.Values) c.Dispose();
+            _byDevice.Clear();
+        }
+    }
+
+    /// <summary>The schedule as float32 tensors of shape (T) on one device, owned by no dispose scope.</summary>
+    private sealed class Coefficients : IDisposable
+    {
+        private readonly List<Tensor> _all = new();
+
+        public Coefficients(NoiseSchedule s, double[] modelVariance, double[] modelLogVariance, Device device)
+        {
+            int n = s.Timesteps;
+            var oneMinus = new double[n];
+            var sqrtAlphas = new double[n];
+            var sqrtBetas = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                oneMinus[i] = 1.0 - s.AlphasCumprod[i];
+                sqrtAlphas[i] = Math.Sqrt(s.Alphas[i]);
+                sqrtBetas[i] = Math.Sqrt(s.Betas[i]);
+            }
+            SqrtAlphasCumprod = Make(s.SqrtAlphasCumprod, device);
+            OneMinusAlphasCumprod = Make(oneMinus, device);
+            SqrtOneMinusAlphasCumprod = Make(s.SqrtOneMinusAlphasCumprod, device);
+            LogOneMinusAlphasCumprod = Make(s.LogOneMinusAlphasCumprod, device);
+            SqrtAlphas = Make(sqrtAlphas, device);
+            SqrtBetas = Make(sqrtBetas, device);
+            SqrtRecipAlphasCumprod = Make(s.SqrtRecipAlphasCumprod, device);
+            SqrtRecipm1AlphasCumprod = Make(s.SqrtRecipm1AlphasCumprod, device);
+            PosteriorVariance = Make(s.PosteriorVariance, device);
+            PosteriorLogVarianceClipped = Make(s.PosteriorLogVarianceClipped, device);
+            PosteriorMeanCoef1 = Make(s.PosteriorMeanCoef1, device);
+            PosteriorMeanCoef2 = Make(s.PosteriorMeanCoef2, device);
+            ModelVariance = Make(modelVariance, device);
+            ModelLogVariance = Make(modelLogVariance, device);
+        }
+
+        public Tensor SqrtAlphasCumprod { get; }
+        public Tensor OneMinusAlphasCumprod { get; }
+        public Tensor SqrtOneMinusAlphasCumprod { get; }
+        public Tensor LogOneMinusAlphasCumprod { get; }
+        public Tensor SqrtAlphas { get; }
+        public Tensor SqrtBetas { get; }
+        public Tensor SqrtRecipAlphasCumprod { get; }
+        public Tensor SqrtRecipm1AlphasCumprod { get; }
+        public Tensor PosteriorVariance { get; }
+        public Tensor PosteriorLogVarianceClipped { get; }
+        public Tensor PosteriorMeanCoef1 { get; }
+        public Tensor PosteriorMeanCoef2 { get; }
+        public Tensor ModelVariance { get; }
+        public Tensor ModelLogVariance { get; }
+
+        // The only place a float64 schedule value becomes float32.
+        private Tensor Make(double[] values, Device device)
+        {
+            var f = new float[values.Length];
+            for (int i = 0; i < values.Length; i++) f[i] = (float)values[i];
+            Tensor result;
+            using (torch.NewDisposeScope())
+            {
+                result = torch.tensor(f, dtype: ScalarType.Float32).to(device).MoveToOuterDisposeScope();
+            }
+            result.DetachFromDisposeScope();
+            _all.Add(result);
+            return result;
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _all) t.Dispose();
+            _all.Clear();
+        }
+    }
+}

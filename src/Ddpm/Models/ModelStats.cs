@@ -1,0 +1,126 @@
+using TorchSharp;
+
+namespace Ddpm.Models;
+
+/// <summary>Size and cost of a model: parameter counts and the multiply-accumulates of one forward pass.</summary>
+public static class ModelStats
+{
+    /// <summary>Number of scalar parameters (trainable or not) of <paramref name="module"/>; buffers are not counted.</summary>
+    public static long CountParameters(torch.nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        long n = 0;
+        foreach (var p in module.parameters()) n += p.numel();
+        return n;
+    }
+
+    /// <summary>Parameter count of the <see cref="UNet"/> built from <paramref name="config"/>, from the config alone (no tensors allocated).</summary>
+    public static long CountParameters(UNetConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        var c = config;
+        int ch = c.BaseChannels, tch = c.TimeEmbeddingChannels;
+        static long Conv(long cin, long cout, long k) => cout * cin * k * k + cout;
+        static long Dense(long cin, long cout) => cin * cout + cout;
+        static long Norm(long channels) => 2 * channels;
+        long Res(long cin, long cout) =>
+            Norm(cin) + Conv(cin, cout, 3) + Dense(tch, cout) + Norm(cout) + Conv(cout, cout, 3) + (cin != cout ? Conv(cin, cout, 1) : 0);
+        static long Attn(long channels) => Norm(channels) + 4 * Conv(channels, channels, 1);
+
+        long n = Dense(ch, tch) + Dense(tch, tch) + Conv(c.InChannels, ch, 3);
+        var skips = new Stack<int>();
+        skips.Push(ch);
+        int cur = ch;
+        for (int i = 0; i < c.Levels; i++)
+        {
+            for (int j = 0; j < c.NumResBlocks; j++)
+            {
+                n += Res(cur, c.ChannelsAt(i));
+                cur = c.ChannelsAt(i);
+                if (c.HasAttentionAt(i)) n += Attn(cur);
+                skips.Push(cur);
+            }
+            if (i != c.Levels - 1)
+            {
+                if (c.ResampleWithConv) n += Conv(cur, cur, 3);
+                skips.Push(cur);
+            }
+        }
+        n += 2 * Res(cur, cur) + Attn(cur);
+        for (int i = c.Levels - 1; i >= 0; i--)
+        {
+            for (int j = 0; j <= c.NumResBlocks; j++)
+            {
+                n += Res(cur + skips.Pop(), c.ChannelsAt(i));
+                cur = c.ChannelsAt(i);
+                if (c.HasAttentionAt(i)) n += Attn(cur);
+            }
+            if (i != 0 && c.ResampleWithConv) n += Conv(cur, cur, 3);
+        }
+        return n + Norm(cur) + Conv(cur, c.EffectiveOutChannels, 3);
+    }
+
+    /// <summary>
+    /// Multiply-accumulates of one forward pass of <see cref="UNet"/> for ONE image of <see cref="UNetConfig.ImageSize"/>,
+    /// derived from the config: every conv (Cout x Cin x k x k x Hout x Wout; the 1x1 convs of shortcuts and attention
+    /// included), every dense layer (in x out), and per attention block the two matmuls q k^T and attn v (HW x HW x C each).
+    /// Bias additions, normalisation, activations, softmax, residual additions, padding and resampling are ignored.
+    /// </summary>
+    public static long CountMacs(UNetConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        var c = config;
+        int ch = c.BaseChannels, tch = c.TimeEmbeddingChannels;
+
+        static long Conv(long cin, long cout, long k, long res) => cout * cin * k * k * res * res;
+        long Res(long cin, long cout, long res) =>
+            Conv(cin, cout, 3, res) + (long)tch * cout + Conv(cout, cout, 3, res) + (cin != cout ? Conv(cin, cout, 1, res) : 0);
+        static long Attn(long channels, long res) => 4 * Conv(channels, channels, 1, res) + 2 * (res * res) * (res * res) * channels;
+
+        long macs = (long)ch * tch + (long)tch * tch;       // time embedding: two dense layers
+        macs += Conv(c.InChannels, ch, 3, c.ImageSize);       // conv_in
+
+        var skips = new Stack<int>();
+        skips.Push(ch);
+        int cur = ch;
+        for (int i = 0; i < c.Levels; i++)
+        {
+            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
+            for (int j = 0; j < c.NumResBlocks; j++)
+            {
+                macs += Res(cur, cout, res);
+                cur = cout;
+                if (c.HasAttentionAt(i)) macs += Attn(cur, res);
+                skips.Push(cur);
+            }
+            if (i != c.Levels - 1)
+            {
+                if (c.ResampleWithConv) macs += Conv(cur, cur, 3, res / 2);
+                skips.Push(cur);
+            }
+        }
+
+        int low = c.ResolutionAt(c.Levels - 1);
+        macs += 2 * Res(cur, cur, low) + Attn(cur, low);     // middle
+
+        for (int i = c.Levels - 1; i >= 0; i--)
+        {
+            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
+            for (int j = 0; j <= c.NumResBlocks; j++)
+            {
+                macs += Res(cur + skips.Pop(), cout, res);
+                cur = cout;
+                if (c.HasAttentionAt(i)) macs += Attn(cur, res);
+            }
+            if (i != 0 && c.ResampleWithConv) macs += Conv(cur, cur, 3, res * 2);
+        }
+
+        macs += Conv(cur, c.EffectiveOutChannels, 3, c.ImageSize); // conv_out
+        return macs;
+    }
+
+    /// <summary>Floating-point operations of one forward pass for one image, in units of 1e9: 2 x MACs / 1e9.</summary>
+    public static double Gflops(UNetConfig config) => 2.0 * CountMacs(config) / 1e9;
+}
