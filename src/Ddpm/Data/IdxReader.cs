@@ -192,7 +192,7 @@ public static class Idx
         for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4 + 4 * i), dims[i]);
 
         var copy = payload.ToArray();
-        Imaging.AtomicFile.Write(path, stream =>
+        IO.AtomicFile.Write(path, stream =>
         {
             if (gzip)
             {
@@ -224,7 +224,7 @@ public static class Idx
         try { raw = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new DdpmException($"{path}: cannot read: {Imaging.AtomicFile.OneLine(e.Message)}", e);
+            throw new DdpmException($"{path}: cannot read: {IO.AtomicFile.OneLine(e.Message)}", e);
         }
         gzip = raw.Length >= 2 && raw[0] == 0x1f && raw[1] == 0x8b;
         if (!gzip) return raw;
@@ -238,11 +238,11 @@ public static class Idx
         }
         catch (InvalidDataException e)
         {
-            throw new DdpmException($"{path}: corrupt gzip stream ({Imaging.AtomicFile.OneLine(e.Message)})", e);
+            throw new DdpmException($"{path}: corrupt gzip stream ({IO.AtomicFile.OneLine(e.Message)})", e);
         }
         catch (IOException e)
         {
-            throw new DdpmException($"{path}: cannot decompress gzip stream ({Imaging.AtomicFile.OneLine(e.Message)})", e);
+            throw new DdpmException($"{path}: cannot decompress gzip stream ({IO.AtomicFile.OneLine(e.Message)})", e);
         }
     }
 }

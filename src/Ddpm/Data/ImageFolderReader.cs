@@ -1,3 +1,4 @@
+using Ddpm.IO;
 using Ddpm.Imaging;
 using SkiaSharp;
 using static TorchSharp.torch;

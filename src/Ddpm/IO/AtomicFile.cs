@@ -3,6 +3,7 @@ namespace Ddpm.IO;
 /// <summary>
 /// Writes files so that a crash mid-write never leaves a half-written file: the content goes to a temporary
 /// file in the same folder, is flushed to disk, and is then renamed over the target (atomic on POSIX and NTFS).
+/// A failure leaves any previous file untouched and no temporary file behind.
 /// </summary>
 public static class AtomicFile
 {
@@ -13,27 +14,37 @@ public static class AtomicFile
             writer.Write(text);
         });
 
-    public static void WriteAllBytes(string path, byte[] bytes) => Write(path, stream => stream.Write(bytes));
+    public static void Write(string path, byte[] content) => Write(path, s => s.Write(content));
 
     /// <summary>Runs <paramref name="write"/> on a temporary file, flushes it to disk, then renames it onto <paramref name="path"/>.</summary>
     public static void Write(string path, Action<Stream> write)
     {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full) ?? ".";
+        try { Directory.CreateDirectory(dir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DdpmException($"{path}: cannot create folder {dir}: {OneLine(e.Message)}", e);
+        }
+        string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 write(fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
         }
-        finally
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (File.Exists(tmp)) File.Delete(tmp);
+            TryDelete(tmp);
+            throw new DdpmException($"{path}: cannot write: {OneLine(e.Message)}", e);
+        }
+        catch
+        {
+            TryDelete(tmp);
+            throw;
         }
     }
 
@@ -42,5 +53,13 @@ public static class AtomicFile
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
         fs.Flush(flushToDisk: true);
+    }
+
+    /// <summary>An exception message folded onto one line.</summary>
+    public static string OneLine(string message) => message.Replace('\r', ' ').Replace('\n', ' ').Trim();
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -1,3 +1,4 @@
+using Ddpm.IO;
 using System.Runtime.InteropServices;
 using SkiaSharp;
 using TorchSharp;

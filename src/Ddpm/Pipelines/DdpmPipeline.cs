@@ -1,3 +1,4 @@
+using TorchSharp;
 using Ddpm.Diffusion;
 using Ddpm.Models;
 using Ddpm.Runtime;

@@ -91,7 +91,7 @@ public class CheckpointTests
     {
         var path = Path.Combine(TestUtil.TempDir(), "f.txt");
         AtomicFile.WriteAllText(path, "old");
-        Assert.Throws<IOException>(() => AtomicFile.Write(path, s =>
+        Assert.Throws<DdpmException>(() => AtomicFile.Write(path, s =>
         {
             s.Write(new byte[] { 1, 2, 3 });
             throw new IOException("disk full");
