@@ -58,10 +58,11 @@ public class AncestralSamplerTests
         Assert.Equal(TensorData.Floats(r.Samples), TensorData.Floats(r.Trajectory[^1].Xt));
         Assert.Equal(Enumerable.Range(1, 20).ToArray(), progress.Reports.ToArray());
 
-        // The first kept state is what the model saw at t = 15: replaying the seed's stream reproduces x_T.
+        // The first kept state (t = 15) is already four steps away from x_T.
         using var g = new Generator(1, CPU);
         using var xT = randn(new long[] { 2, 5 }, generator: g);
         Assert.NotEqual(TensorData.Floats(xT), TensorData.Floats(r.Trajectory[0].Xt));
+        // Keeping a trajectory does not change the samples.
         using var noTrajectory = AncestralSampler.Sample(d, model, new long[] { 2, 5 },
             new SamplerOptions { Seed = 1, ClipDenoised = false });
         Assert.Equal(TensorData.Floats(noTrajectory.Samples), TensorData.Floats(r.Samples));
