@@ -38,11 +38,11 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long n = x.shape[0], c = x.shape[1], hh = x.shape[2], ww = x.shape[3];
         var h = norm.call(x);
-        var qs = q.call(h).reshape(n, c, hh * ww).transpose(1, 2);   // (N, HW, C)
-        var ks = k.call(h).reshape(n, c, hh * ww);                   // (N, C, HW)
-        var vs = v.call(h).reshape(n, c, hh * ww);                   // (N, C, HW)
+        var qs = SafeConv.Forward(q, h).reshape(n, c, hh * ww).transpose(1, 2);   // (N, HW, C)
+        var ks = SafeConv.Forward(k, h).reshape(n, c, hh * ww);                   // (N, C, HW)
+        var vs = SafeConv.Forward(v, h).reshape(n, c, hh * ww);                   // (N, C, HW)
         var w = bmm(qs, ks).mul_(1.0 / Math.Sqrt(c)).softmax(2);     // (N, HW query, HW key)
         var o = bmm(vs, w.transpose(1, 2)).reshape(n, c, hh, ww);     // sum over keys
-        return (x + proj_out.call(o)).MoveToOuterDisposeScope();
+        return (x + SafeConv.Forward(proj_out, o)).MoveToOuterDisposeScope();
     }
 }

@@ -26,6 +26,6 @@ public sealed class Downsample : nn.Module<Tensor, Tensor>
         if (conv is null) return nn.functional.avg_pool2d(x, 2, 2);
         using var scope = NewDisposeScope();
         var padded = nn.functional.pad(x, [0, 1, 0, 1]);
-        return conv.call(padded).MoveToOuterDisposeScope();
+        return SafeConv.Forward(conv, padded).MoveToOuterDisposeScope();
     }
 }

@@ -44,10 +44,10 @@ public sealed class ResnetBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor temb)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.call(nn.functional.silu(norm1.call(x)));
+        var h = SafeConv.Forward(conv1, nn.functional.silu(norm1.call(x)));
         h = h + temb_proj.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
-        h = conv2.call(dropout.call(nn.functional.silu(norm2.call(h))));
-        var skip = nin_shortcut is null ? x : nin_shortcut.call(x);
+        h = SafeConv.Forward(conv2, dropout.call(nn.functional.silu(norm2.call(h))));
+        var skip = nin_shortcut is null ? x : SafeConv.Forward(nin_shortcut, x);
         return (skip + h).MoveToOuterDisposeScope();
     }
 }

@@ -103,7 +103,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         var c = Config;
         var emb = temb.call(t);
 
-        var hs = new List<Tensor> { conv_in.call(x) };
+        var hs = new List<Tensor> { SafeConv.Forward(conv_in, x) };
         for (int i = 0; i < c.Levels; i++)
         {
             var level = down[i];
@@ -134,7 +134,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             if (level.upsample is not null) z = level.upsample.call(z);
         }
 
-        z = conv_out.call(nn.functional.silu(norm_out.call(z)));
+        z = SafeConv.Forward(conv_out, nn.functional.silu(norm_out.call(z)));
         return z.MoveToOuterDisposeScope();
     }
 

@@ -24,6 +24,6 @@ public sealed class Upsample : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-        return (conv is null ? up : conv.call(up)).MoveToOuterDisposeScope();
+        return (conv is null ? up : SafeConv.Forward(conv, up)).MoveToOuterDisposeScope();
     }
 }

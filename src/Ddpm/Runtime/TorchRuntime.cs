@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -34,5 +35,53 @@ public static class TorchRuntime
     {
         torch.manual_seed(seed);
         if (cuda.is_available()) torch.cuda.manual_seed_all(seed);
+    }
+
+    /// <summary>
+    /// Turns libtorch's oneDNN (MKL-DNN) CPU kernels off or on. libtorch 2.10's oneDNN convolution kernels return
+    /// wrong, sometimes NaN, values on some CPUs (measured here: the backward-data pass of 3x3 convolutions with few
+    /// channels, in 10-60 % of calls); without oneDNN, libtorch uses its native kernels, which are right. Returns
+    /// false when the switch is not available (a libtorch without these entry points, or not Linux x64).
+    /// </summary>
+    public static bool SetOneDnn(bool enabled)
+    {
+        try
+        {
+            _ = torch.zeros(1); // make sure TorchSharp has loaded libtorch
+            Native.SetUserEnabledMkldnn(Native.GlobalContext(), enabled);
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether libtorch's oneDNN kernels are on (null when that cannot be read).</summary>
+    public static bool? OneDnnEnabled()
+    {
+        try
+        {
+            _ = torch.zeros(1);
+            return Native.UserEnabledMkldnn(Native.GlobalContext());
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>at::globalContext() and its oneDNN switch, by their Itanium C++ ABI names in libtorch_cpu.</summary>
+    private static class Native
+    {
+        [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+        public static extern IntPtr GlobalContext();
+
+        [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+        public static extern void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
+
+        [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+        [return: MarshalAs(UnmanagedType.I1)]
+        public static extern bool UserEnabledMkldnn(IntPtr context);
     }
 }

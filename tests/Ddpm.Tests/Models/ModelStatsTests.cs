@@ -57,7 +57,9 @@ public class ModelStatsTests
     {
         var config = new UNetConfig
         {
-            InChannels = 3, OutChannels = 6, ImageSize = 12, BaseChannels = 8, ChannelMult = [1, 2, 3], NumResBlocks = 2,
+            // Channel counts stay multiples of 16 so every conv runs through Conv2d.forward, where the hooks see it
+            // (SafeConv computes odd multiples of 8 without calling the module).
+            InChannels = 3, OutChannels = 6, ImageSize = 12, BaseChannels = 16, ChannelMult = [1, 2, 3], NumResBlocks = 2,
             AttentionResolutions = [6, 3], Dropout = 0, NormGroups = 4, ResampleWithConv = resampleWithConv,
         };
         long measured = MeasuredMacs(config);
