@@ -134,11 +134,17 @@ public static class Benchmarks
     {
         using var a = randn(1024, 1024);
         using var b = randn(1024, 1024);
-        for (int i = 0; i < 3; i++) matmul(a, b).Dispose();
-        int reps = 20;
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < reps; i++) matmul(a, b).Dispose();
-        return reps * 2.0 * 1024 * 1024 * 1024 / sw.Elapsed.TotalSeconds / 1e9;
+        for (int i = 0; i < 5; i++) matmul(a, b).Dispose();
+        // Best of five rounds: the machine's attainable rate, not its average under other load.
+        double best = 0;
+        const int reps = 20;
+        for (int round = 0; round < 5; round++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < reps; i++) matmul(a, b).Dispose();
+            best = Math.Max(best, reps * 2.0 * 1024 * 1024 * 1024 / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
     }
 
     private static string RuntimeInfo() => $"TorchSharp {typeof(torch).Assembly.GetName().Version}, .NET {Environment.Version}";

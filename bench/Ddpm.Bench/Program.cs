@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using Ddpm.Bench;
 
 // Benchmarks of the default preset: training throughput against the machine's matmul rate, sampling speed,

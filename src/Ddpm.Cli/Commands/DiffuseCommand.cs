@@ -53,7 +53,7 @@ public static class DiffuseCommand
 
             if (pipe is null) return 0;
             var token = ctx.CancelOnCtrlC();
-            int keep = Math.Max(1, diff.Timesteps / Math.Max(1, f - 1));
+            int keep = Math.Max(1, (diff.Timesteps - 1) / Math.Max(1, f - 1));
             SampleResult? result = null;
             ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "reverse process", progress =>
                 result = AncestralSampler.Sample(diff, pipe.Model, pipe.ImageShape(n), new SamplerOptions { Seed = parse.GetValue(seed), KeepEvery = keep },

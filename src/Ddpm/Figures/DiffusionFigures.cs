@@ -55,10 +55,13 @@ public static class DiffusionFigures
     {
         if (trajectory.Count == 0) throw new ArgumentException("empty trajectory", nameof(trajectory));
         using var scope = NewDisposeScope();
-        // Frames arrive from t = T-1 down to 0; pick evenly among them.
-        var pick = Enumerable.Range(0, Math.Min(frames, trajectory.Count))
-            .Select(i => (int)Math.Round(i * (trajectory.Count - 1) / (double)(Math.Min(frames, trajectory.Count) - 1 == 0 ? 1 : Math.Min(frames, trajectory.Count) - 1)))
-            .Distinct().Select(i => trajectory[i]).ToList();
+        // Frames arrive from t = T-1 down to the final sample; pick evenly among them, first and last included.
+        int count = Math.Min(frames, trajectory.Count);
+        var pick = count < 2
+            ? new List<TrajectoryFrame> { trajectory[^1] }
+            : Enumerable.Range(0, count)
+                .Select(i => (int)Math.Round(i * (trajectory.Count - 1) / (double)(count - 1)))
+                .Distinct().Select(i => trajectory[i]).ToList();
         var xt = stack(pick.Select(f => f.Xt).ToList(), 1);        // (N, F, C, H, W)
         var x0 = stack(pick.Select(f => f.PredX0).ToList(), 1);
         var rows = stack(new[] { xt, x0 }, 1);                      // (N, 2, F, C, H, W)

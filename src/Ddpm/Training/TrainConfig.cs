@@ -33,12 +33,12 @@ public sealed class TrainConfig
 
     // Optimisation
     public int BatchSize { get; set; } = 64;
-    public long Steps { get; set; } = 3000;
+    public long Steps { get; set; } = 1100;
     public double LearningRate { get; set; } = 1e-3;
     public double AdamBeta1 { get; set; } = 0.9;
     public double AdamBeta2 { get; set; } = 0.999;
     public double AdamEps { get; set; } = 1e-8;
-    public long WarmupSteps { get; set; } = 200;
+    public long WarmupSteps { get; set; } = 100;
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     public double GradClip { get; set; } = 1.0;
     public double EmaDecay { get; set; } = 0.9999;
@@ -54,7 +54,7 @@ public sealed class TrainConfig
     public long SampleEvery { get; set; }
     public int SampleCount { get; set; } = 64;
     /// <summary>Checkpoint every N steps (0 = only at the end and on interruption).</summary>
-    public long CheckpointEvery { get; set; } = 500;
+    public long CheckpointEvery { get; set; } = 250;
     public int KeepCheckpoints { get; set; } = 2;
 
     // Runtime (not part of the numerics)
