@@ -7,6 +7,9 @@ namespace Ddpm.Cli.Commands;
 /// <summary><c>ddpm train</c>: every TrainConfig setting as an option, or from --config FILE.json.</summary>
 public static class TrainCommand
 {
+    /// <summary>Exit code after Ctrl+C (128 + SIGINT, as shells report it); the checkpoint is saved by then.</summary>
+    public const int InterruptedExitCode = 130;
+
     private sealed record Binding(Option Option, Action<TrainConfig, ParseResult> Apply, bool AllowedOnResume);
 
     public static Command Create(CliContext ctx)
@@ -107,7 +110,7 @@ public static class TrainCommand
                 ctx.Out.WriteLine(result.Interrupted
                     ? $"interrupted at step {result.Step}: checkpoint {result.CheckpointDir}; continue with: ddpm train --resume {trainer.RunDir}"
                     : $"done: {result.Step} steps, final loss {result.LastLoss:F4}; checkpoint {result.CheckpointDir}; samples {result.FinalGrid}");
-                return 0;
+                return result.Interrupted ? InterruptedExitCode : 0;
             }
         });
         return cmd;
