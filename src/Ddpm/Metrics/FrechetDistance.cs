@@ -1,0 +1,47 @@
+using static TorchSharp.torch;
+
+namespace Ddpm.Metrics;
+
+/// <summary>Frechet distance between two Gaussians, the core of FID.</summary>
+public static class FrechetDistance
+{
+    /// <summary>
+    /// |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)) in float64. Tr(sqrt(S1 S2)) is the sum of the square roots of
+    /// the eigenvalues of A S2 A (symmetrised), A = sqrt(S1) from a symmetric eigendecomposition; negative eigenvalues
+    /// (round-off) are clamped to 0.
+    /// </summary>
+    public static double Compute(FeatureStatistics a, FeatureStatistics b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (a.Dim != b.Dim)
+            throw new DdpmException($"Frechet distance: statistics have different dimensions ({a.Dim} and {b.Dim})");
+        using var scope = NewDisposeScope();
+        var mu1 = tensor(a.Mu, ScalarType.Float64);
+        var mu2 = tensor(b.Mu, ScalarType.Float64);
+        var s1 = Symmetrise(tensor(a.Sigma, ScalarType.Float64));
+        var s2 = Symmetrise(tensor(b.Sigma, ScalarType.Float64));
+
+        var diff = mu1 - mu2;
+        double meanTerm = diff.dot(diff).item<double>();
+        double tr1 = s1.trace().item<double>();
+        double tr2 = s2.trace().item<double>();
+
+        var sqrtS1 = SqrtPsd(s1);
+        var m = Symmetrise(sqrtS1.matmul(s2).matmul(sqrtS1));
+        var eig = linalg.eigvalsh(m).clamp_min(0.0);
+        double trSqrt = eig.sqrt().sum().item<double>();
+
+        return meanTerm + tr1 + tr2 - 2.0 * trSqrt;
+    }
+
+    /// <summary>Square root of a symmetric positive semi-definite matrix (negative eigenvalues clamped to 0).</summary>
+    internal static Tensor SqrtPsd(Tensor s)
+    {
+        var (values, vectors) = linalg.eigh(s);
+        var root = values.clamp_min(0.0).sqrt();
+        return Symmetrise((vectors * root.unsqueeze(0)).matmul(vectors.t()));
+    }
+
+    private static Tensor Symmetrise(Tensor m) => (m + m.t()) * 0.5;
+}
