@@ -25,6 +25,11 @@ public static class CommonOptions
         DefaultValueFactory = _ => 0,
     };
 
+    public static Option<bool> NoProgress() => new("--no-progress")
+    {
+        Description = "Plain log lines instead of a progress bar",
+    };
+
     /// <summary>Sets the thread count and resolves the device.</summary>
     public static Device Setup(string device, int threads)
     {

@@ -22,7 +22,7 @@ public static class DiffuseCommand
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the noise" };
         var schedule = new Option<string>("--schedule") { Description = "Schedule when no checkpoint is given: linear or cosine", DefaultValueFactory = _ => "linear" };
         var timesteps = new Option<int>("--timesteps") { Description = "T when no checkpoint is given", DefaultValueFactory = _ => 1000 };
-        var noProgress = new Option<bool>("--no-progress") { Description = "Plain log lines instead of a progress bar" };
+        var noProgress = CommonOptions.NoProgress();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var cmd = new Command("diffuse", "Draw the forward process (data to noise) and, with --checkpoint, the reverse process (noise to data).")

@@ -18,7 +18,7 @@ public static class SampleCommand
         var columns = new Option<int>("--columns") { Description = "Grid columns (0 = square)", DefaultValueFactory = _ => 0 };
         var noEma = new Option<bool>("--no-ema") { Description = "Use the raw weights instead of the EMA weights" };
         var noClip = new Option<bool>("--no-clip") { Description = "Do not clip the predicted x_0 to [-1, 1] while sampling" };
-        var noProgress = new Option<bool>("--no-progress") { Description = "Plain log lines instead of a progress bar" };
+        var noProgress = CommonOptions.NoProgress();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var cmd = new Command("sample", "Generate images with the ancestral sampler (all T steps).")

@@ -60,7 +60,7 @@ public static class TrainCommand
         var config = new Option<string>("--config") { Description = "Read settings from a JSON file (as written to a run's config.json); options given on the command line win" };
         var runDir = new Option<string>("--run-dir", "-o") { Description = "Run folder (default: runs/run-YYYYMMDD-HHMMSS)" };
         var resume = new Option<string>("--resume") { Description = "Continue the run in this folder from its latest checkpoint" };
-        var noProgress = new Option<bool>("--no-progress") { Description = "Plain log lines instead of a progress bar" };
+        var noProgress = CommonOptions.NoProgress();
         cmd.Options.Add(config);
         cmd.Options.Add(runDir);
         cmd.Options.Add(resume);

@@ -197,6 +197,9 @@ public static class CheckpointStore
             throw new DdpmException($"{file}: cannot read optimizer state ({FirstLine(e.Message)})", e);
         }
         var sd = optimizer.state_dict();
+        // Check the whole file against the model before changing any state.
+        if (dict.Keys.Count(k => k.EndsWith(".step", StringComparison.Ordinal)) != sd.State.Count)
+            throw new DdpmException($"{file}: optimizer state has a different number of parameters than the model");
         using var _ = no_grad();
         for (int i = 0; i < sd.State.Count; i++)
         {
@@ -211,8 +214,6 @@ public static class CheckpointStore
             s.exp_avg.copy_(m);
             s.exp_avg_sq.copy_(v);
         }
-        if (dict.Keys.Count(k => k.EndsWith(".step", StringComparison.Ordinal)) != sd.State.Count)
-            throw new DdpmException($"{file}: optimizer state has a different number of parameters than the model");
         optimizer.load_state_dict(sd);
         foreach (var t in dict.Values) t.Dispose();
     }
