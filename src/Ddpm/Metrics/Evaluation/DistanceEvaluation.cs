@@ -1,0 +1,189 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using static TorchSharp.torch;
+
+namespace Ddpm.Metrics.Evaluation;
+
+/// <summary>What to compute besides the Frechet distance.</summary>
+public sealed class DistanceOptions
+{
+    /// <summary>Name of the distance in reports: "fid" for Inception pool3, "fd_classifier" for the offline classifier.</summary>
+    public string Metric { get; init; } = "fid";
+
+    /// <summary>Images per feature-extraction batch.</summary>
+    public int BatchSize { get; init; } = 50;
+
+    /// <summary>Also compute KID (needs images on both sides).</summary>
+    public bool Kid { get; init; }
+    public int KidSubsets { get; init; } = KernelInceptionDistance.DefaultSubsets;
+    public int KidSubsetSize { get; init; } = KernelInceptionDistance.DefaultSubsetSize;
+
+    /// <summary>Score every side with images by the extractor's classes: (Inception) Score and class histogram.</summary>
+    public bool ClassScores { get; init; }
+    public int Splits { get; init; } = InceptionScore.DefaultSplits;
+
+    /// <summary>
+    /// Real data for the floor: the same distance between two disjoint random real sets of A's size. Null: use a side
+    /// holding real images when it has at least twice as many images as A; otherwise no floor.
+    /// </summary>
+    public string? FloorData { get; init; }
+    public bool Floor { get; init; }
+
+    /// <summary>Seed of KID subsets and of the floor's split.</summary>
+    public long Seed { get; init; }
+}
+
+/// <summary>One side of a comparison in a report.</summary>
+public sealed record SideReport(string Path, string Kind, long Count)
+{
+    /// <summary>(Inception) Score over the side's images, when asked for and available.</summary>
+    public MetricEstimate? Score { get; init; }
+
+    /// <summary>Images per predicted class (classifiers with at most 100 classes).</summary>
+    public long[]? ClassCounts { get; init; }
+
+    /// <summary>Total variation distance of the class histogram from uniform (0 = perfectly balanced).</summary>
+    public double? ClassImbalance { get; init; }
+}
+
+/// <summary>The real-vs-real floor: the distance a perfect model would reach at this sample count.</summary>
+public sealed record FloorReport(string Data, long Count, double Distance);
+
+/// <summary>Everything <see cref="DistanceEvaluation.Run"/> measured; written as JSON by the CLI.</summary>
+public sealed record DistanceReport(string Metric, string Extractor, int Dims, SideReport A, SideReport B, double Distance)
+{
+    public MetricEstimate? Kid { get; init; }
+    public FloorReport? Floor { get; init; }
+    /// <summary>Why there is no floor, when one was asked for and could not be computed.</summary>
+    public string? FloorUnavailable { get; init; }
+    public double Seconds { get; init; }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+}
+
+/// <summary>
+/// Frechet distance (and optionally KID, scores, class histograms and the real-vs-real floor) between two
+/// sources in the features of one extractor. With the FID Inception network and pool3 features this is FID
+/// computed as pytorch-fid does.
+/// </summary>
+public static class DistanceEvaluation
+{
+    /// <summary>Progress: (stage, images done, images in the stage).</summary>
+    public static DistanceReport Run(IFeatureExtractor extractor, ImageSource a, ImageSource b, DistanceOptions options,
+        IProgress<(string Stage, long Done, long Total)>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(extractor);
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(options);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var fa = CollectOrNull(extractor, a, "A", options, progress, cancellationToken);
+        using var fb = CollectOrNull(extractor, b, "B", options, progress, cancellationToken);
+        var sa = fa?.Statistics() ?? ((StatisticsSource)a).Statistics;
+        var sb = fb?.Statistics() ?? ((StatisticsSource)b).Statistics;
+        if (sa.Dim != sb.Dim)
+            throw new DdpmException($"{a.Path} has {sa.Dim}-dimensional features, {b.Path} has {sb.Dim}: compare statistics of the same feature layer");
+        double distance = FrechetDistance.Compute(sa, sb);
+
+        MetricEstimate? kid = null;
+        if (options.Kid)
+        {
+            if (fa is null || fb is null) throw new DdpmException("KID needs images (or a checkpoint) on both sides, not .npz statistics");
+            kid = KernelInceptionDistance.Compute(fa.Features, fb.Features, options.KidSubsets,
+                (int)Math.Min(options.KidSubsetSize, Math.Min(fa.Count, fb.Count)), (int)options.Seed);
+        }
+
+        FloorReport? floor = null;
+        string? floorMissing = null;
+        if (options.Floor)
+            (floor, floorMissing) = ComputeFloor(extractor, a, b, fa, fb, sa.Count, options, progress, cancellationToken);
+
+        return new DistanceReport(options.Metric, extractor.Name, sa.Dim,
+            Side(a, fa, sa.Count, extractor, options), Side(b, fb, sb.Count, extractor, options), distance)
+        {
+            Kid = kid,
+            Floor = floor,
+            FloorUnavailable = floorMissing,
+            Seconds = Math.Round(clock.Elapsed.TotalSeconds, 1),
+        };
+    }
+
+    /// <summary>Features of every image of a source; null for precomputed statistics.</summary>
+    public static CollectedFeatures? CollectOrNull(IFeatureExtractor extractor, ImageSource source, string stage, DistanceOptions options,
+        IProgress<(string Stage, long Done, long Total)>? progress, CancellationToken cancellationToken)
+    {
+        if (source is StatisticsSource) return null;
+        var inner = progress is null ? null : new Runtime.SyncProgress<int>(done => progress.Report((stage, done, source.Count)));
+        return FeatureCollector.Collect(extractor, source, options.BatchSize, inner, cancellationToken);
+    }
+
+    private static SideReport Side(ImageSource source, CollectedFeatures? features, long statsCount, IFeatureExtractor extractor, DistanceOptions options)
+    {
+        var report = new SideReport(source.Path, source.Kind.ToString().ToLowerInvariant(), features?.Count ?? statsCount);
+        if (!options.ClassScores || features?.Logits is null) return report;
+        MetricEstimate? score = features.Count >= options.Splits ? InceptionScore.FromLogits(features.Logits, options.Splits) : null;
+        if (extractor.Classes is < 2 or > 100) return report with { Score = score };
+        var counts = ClassCounts(features.Logits, extractor.Classes);
+        return report with { Score = score, ClassCounts = counts, ClassImbalance = TotalVariationFromUniform(counts) };
+    }
+
+    /// <summary>Images per argmax class.</summary>
+    public static long[] ClassCounts(Tensor logits, int classes)
+    {
+        var counts = new long[classes];
+        using var scope = NewDisposeScope();
+        foreach (var c in logits.argmax(1).to(CPU).data<long>()) counts[c]++;
+        return counts;
+    }
+
+    /// <summary>0.5 sum_k |n_k / N - 1 / K|: 0 for a uniform histogram, 1 - 1/K when every image falls in one class.</summary>
+    public static double TotalVariationFromUniform(IReadOnlyList<long> counts)
+    {
+        double total = counts.Sum();
+        if (total == 0) return 0;
+        return 0.5 * counts.Sum(c => Math.Abs(c / total - 1.0 / counts.Count));
+    }
+
+    /// <summary>
+    /// The Frechet distance between two disjoint random sets of <paramref name="count"/> real images (seeded split).
+    /// </summary>
+    public static double RealFloor(Tensor realFeatures, long count, long seed)
+    {
+        long n = realFeatures.shape[0];
+        if (n < 2 * count) throw new DdpmException($"floor: need {2 * count} real images for two disjoint sets of {count}, have {n}");
+        using var scope = NewDisposeScope();
+        var perm = Data.BatchSampler.Shuffle((int)n, seed, 0);
+        var first = tensor(perm.Take((int)count).Select(i => (long)i).ToArray());
+        var second = tensor(perm.Skip((int)count).Take((int)count).Select(i => (long)i).ToArray());
+        var s1 = FeatureStatistics.FromFeatures(realFeatures.index_select(0, first));
+        var s2 = FeatureStatistics.FromFeatures(realFeatures.index_select(0, second));
+        return FrechetDistance.Compute(s1, s2);
+    }
+
+    private static (FloorReport?, string?) ComputeFloor(IFeatureExtractor extractor, ImageSource a, ImageSource b,
+        CollectedFeatures? fa, CollectedFeatures? fb, long count, DistanceOptions options,
+        IProgress<(string Stage, long Done, long Total)>? progress, CancellationToken cancellationToken)
+    {
+        if (count < 2) return (null, $"A's image count is unknown ({a.Path} holds only statistics)");
+        if (options.FloorData is not null)
+        {
+            using var real = ImageSource.Open(options.FloorData, new ImageSourceOptions { Count = (int)(2 * count) });
+            if (real.Kind != ImageSourceKind.Images) return (null, $"--floor-data {options.FloorData}: must be real images (an IDX file or image folder)");
+            if (real.Count < 2 * count) return (null, $"--floor-data {options.FloorData}: has {real.Count} images, the floor needs {2 * count}");
+            using var fr = CollectOrNull(extractor, real, "floor", options, progress, cancellationToken)!;
+            return (new FloorReport(options.FloorData, count, RealFloor(fr.Features, count, options.Seed)), null);
+        }
+        foreach (var (side, f) in new[] { (b, fb), (a, fa) })
+            if (side.Kind == ImageSourceKind.Images && f is not null && f.Count >= 2 * count)
+                return (new FloorReport(side.Path, count, RealFloor(f.Features, count, options.Seed)), null);
+        return (null, $"no real image set with at least {2 * count} images among the inputs; give --floor-data");
+    }
+}

@@ -1,0 +1,208 @@
+using Ddpm.Data;
+using Ddpm.Pipelines;
+using Ddpm.Training;
+using static TorchSharp.torch;
+
+namespace Ddpm.Metrics.Evaluation;
+
+/// <summary>What one side of a comparison is.</summary>
+public enum ImageSourceKind
+{
+    /// <summary>Real images: an image folder or an IDX file.</summary>
+    Images,
+    /// <summary>Samples generated on the fly from a checkpoint.</summary>
+    Checkpoint,
+    /// <summary>Precomputed feature statistics (a pytorch-fid <c>.npz</c>): no images, only mu and sigma.</summary>
+    Statistics,
+}
+
+/// <summary>How to open a source.</summary>
+public sealed class ImageSourceOptions
+{
+    /// <summary>Images to use: the first N of a data set, or N samples from a checkpoint (required there).</summary>
+    public int? Count { get; init; }
+
+    /// <summary>Seed of the generated samples (batch i uses seed + i, as <see cref="DdpmPipeline.Sample"/>).</summary>
+    public long Seed { get; init; }
+
+    /// <summary>Images generated at once from a checkpoint.</summary>
+    public int SampleBatchSize { get; init; } = 64;
+
+    /// <summary>Generate with the EMA weights (the default) or the raw ones.</summary>
+    public bool UseEma { get; init; } = true;
+
+    public Device? Device { get; init; }
+
+    /// <summary>
+    /// Draws (n, C, H, W) samples in [-1, 1] with seed s from a loaded pipeline; null uses the pipeline's default
+    /// (ancestral over all T steps, x_0 clipped). The CLI passes the chosen sampler here.
+    /// </summary>
+    public Func<DdpmPipeline, int, long, CancellationToken, Tensor>? Generate { get; init; }
+}
+
+/// <summary>
+/// One side of a distance: real images, a checkpoint to sample from, or precomputed statistics. Yields images
+/// batch by batch so that 50,000 samples never sit in memory at once.
+/// </summary>
+public abstract class ImageSource : IDisposable
+{
+    protected ImageSource(string path, ImageSourceKind kind)
+    {
+        Path = path;
+        Kind = kind;
+    }
+
+    /// <summary>The path the user gave.</summary>
+    public string Path { get; }
+    public ImageSourceKind Kind { get; }
+
+    /// <summary>Number of images the source yields (for statistics: the count stored, 0 when unknown).</summary>
+    public abstract long Count { get; }
+
+    /// <summary>
+    /// The images as float32 (n, C, H, W) CPU batches in [-1, 1], each owned by the caller. Reports images
+    /// produced so far. Not available for <see cref="ImageSourceKind.Statistics"/>.
+    /// </summary>
+    public abstract IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Opens <paramref name="path"/>: a <c>.npz</c> file is statistics; a run folder, checkpoint folder or
+    /// <c>.safetensors</c> file inside one is a checkpoint; anything else is read as data (IDX file or image folder).
+    /// </summary>
+    public static ImageSource Open(string path, ImageSourceOptions? options = null)
+    {
+        options ??= new ImageSourceOptions();
+        if (string.IsNullOrWhiteSpace(path)) throw new DdpmException("image source: empty path");
+        if (options.Count is < 1) throw new DdpmException($"--count {options.Count}: must be at least 1");
+        if (path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(path)) throw new DdpmException($"statistics file not found: {path}");
+            return new StatisticsSource(path, FeatureStatistics.LoadNpz(path));
+        }
+        if (IsCheckpoint(path))
+        {
+            if (options.Count is null)
+                throw new DdpmException($"{path} is a checkpoint: give --count N, the number of images to generate from it");
+            return new CheckpointSource(path, options);
+        }
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new DdpmException($"not found: {path}");
+        return new DatasetSource(path, DatasetLoader.Load(path, maxCount: options.Count));
+    }
+
+    /// <summary>Wraps images already in memory (N, C, H, W) in [-1, 1]; the source takes ownership of the dataset.</summary>
+    public static ImageSource FromDataset(ImageDataset data, string description) => new DatasetSource(description, data);
+
+    private static bool IsCheckpoint(string path)
+    {
+        if (File.Exists(path))
+            return path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+                && File.Exists(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, CheckpointStore.StateFile));
+        return Directory.Exists(path)
+            && (File.Exists(System.IO.Path.Combine(path, CheckpointStore.StateFile))
+                || Directory.Exists(System.IO.Path.Combine(path, CheckpointStore.Folder)));
+    }
+
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+
+    protected static void CheckBatchSize(int batchSize)
+    {
+        if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
+    }
+}
+
+/// <summary>Precomputed mu and sigma.</summary>
+public sealed class StatisticsSource : ImageSource
+{
+    public StatisticsSource(string path, FeatureStatistics statistics) : base(path, ImageSourceKind.Statistics) => Statistics = statistics;
+
+    public FeatureStatistics Statistics { get; }
+    public override long Count => Statistics.Count;
+
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken) =>
+        throw new DdpmException($"{Path}: holds only feature statistics, no images (KID, IS and class histograms need images)");
+}
+
+/// <summary>Real images from an IDX file or image folder (or any dataset in memory).</summary>
+public sealed class DatasetSource : ImageSource
+{
+    public DatasetSource(string path, ImageDataset data) : base(path, ImageSourceKind.Images) => Data = data;
+
+    public ImageDataset Data { get; }
+    public override long Count => Data.Count;
+
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        CheckBatchSize(batchSize);
+        for (int start = 0; start < Data.Count; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(batchSize, Data.Count - start);
+            Tensor batch;
+            using (NewDisposeScope())
+                batch = Data.Images.narrow(0, start, n).to(ScalarType.Float32).clone().MoveToOuterDisposeScope();
+            batch.DetachFromDisposeScope();
+            progress?.Report(start + n);
+            yield return batch;
+        }
+    }
+
+    public override void Dispose()
+    {
+        Data.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>Samples generated from a checkpoint, batch by batch.</summary>
+public sealed class CheckpointSource : ImageSource
+{
+    private readonly ImageSourceOptions _options;
+    private DdpmPipeline? _pipeline;
+
+    public CheckpointSource(string path, ImageSourceOptions options) : base(path, ImageSourceKind.Checkpoint)
+    {
+        _options = options;
+        Pipeline = DdpmPipeline.Load(path, options.Device ?? CPU, options.UseEma);
+        _pipeline = Pipeline;
+    }
+
+    public DdpmPipeline Pipeline { get; }
+    public override long Count => _options.Count ?? 0;
+
+    /// <summary>
+    /// Generates in batches of <see cref="ImageSourceOptions.SampleBatchSize"/> (batch i seeded with seed + i, so the
+    /// images equal those of <c>ddpm sample</c> with the same seed and batch size), re-cut to <paramref name="batchSize"/>.
+    /// </summary>
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        CheckBatchSize(batchSize);
+        int total = _options.Count ?? 0;
+        int per = Math.Max(1, _options.SampleBatchSize);
+        var generate = _options.Generate ?? ((p, n, seed, ct) => p.Sample(n, seed, n, true, null, ct));
+        int done = 0;
+        for (int b = 0; done < total; b++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(per, total - done);
+            using var images = generate(Pipeline, n, _options.Seed + b, cancellationToken);
+            for (int start = 0; start < n; start += batchSize)
+            {
+                int m = Math.Min(batchSize, n - start);
+                Tensor part;
+                using (NewDisposeScope())
+                    part = images.narrow(0, start, m).to(CPU).to(ScalarType.Float32).clone().MoveToOuterDisposeScope();
+                part.DetachFromDisposeScope();
+                done += m;
+                progress?.Report(done);
+                yield return part;
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _pipeline?.Dispose();
+        _pipeline = null;
+        base.Dispose();
+    }
+}
