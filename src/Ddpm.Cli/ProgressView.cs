@@ -22,10 +22,12 @@ public static class ProgressView
             {
                 if (p.Phase == "train" && (p.Step % logEvery == 0 || p.Step == p.TotalSteps))
                     ctx.Out.WriteLine(Describe(p));
-                else if (p.Phase == "sample" && p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps) != lastSampleReport)
+                else if (p.Phase != "train" && p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps) != lastSampleReport)
                 {
                     lastSampleReport = p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps);
-                    ctx.Out.WriteLine($"sampling the grid: step {p.SamplingStep}/{p.SamplingSteps}");
+                    ctx.Out.WriteLine(p.Phase == "eval"
+                        ? $"evaluating at step {p.Step}: {p.SamplingStep}/{p.SamplingSteps} samples"
+                        : $"sampling the grid: step {p.SamplingStep}/{p.SamplingSteps}");
                 }
             }));
         }
@@ -37,6 +39,7 @@ public static class ProgressView
             .Start(live =>
             {
                 ProgressTask? train = null, sample = null;
+                ProgressTask? eval = null;
                 result = body(new SyncProgress<TrainProgress>(p =>
                 {
                     if (p.Phase == "train")
@@ -44,6 +47,11 @@ public static class ProgressView
                         train ??= live.AddTask("training", maxValue: p.TotalSteps);
                         train.Value = p.Step;
                         train.Description = Markup.Escape(Describe(p));
+                    }
+                    else if (p.Phase == "eval")
+                    {
+                        if (eval is null || eval.IsFinished) eval = live.AddTask($"evaluating at step {p.Step}", maxValue: p.SamplingSteps);
+                        eval.Value = p.SamplingStep;
                     }
                     else
                     {
@@ -78,6 +86,37 @@ public static class ProgressView
                     task.Value = p.Done;
                 }));
             });
+    }
+
+    /// <summary>Progress over named stages counted in images (feature extraction, sample generation).</summary>
+    public static T RunStages<T>(CliContext ctx, bool noProgress, Func<IProgress<(string Stage, long Done, long Total)>, T> body)
+    {
+        if (!Interactive(ctx, noProgress))
+        {
+            var last = (Stage: "", Decile: -1L);
+            return body(new SyncProgress<(string Stage, long Done, long Total)>(p =>
+            {
+                long decile = p.Total > 0 ? p.Done * 10 / p.Total : p.Done;
+                if (p.Stage == last.Stage && decile == last.Decile) return;
+                last = (p.Stage, decile);
+                ctx.Out.WriteLine(p.Total > 0 ? $"{p.Stage}: {p.Done}/{p.Total} images" : $"{p.Stage}: {p.Done} images");
+            }));
+        }
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(live =>
+            {
+                var tasks = new Dictionary<string, ProgressTask>();
+                result = body(new SyncProgress<(string Stage, long Done, long Total)>(p =>
+                {
+                    if (!tasks.TryGetValue(p.Stage, out var task))
+                        tasks[p.Stage] = task = live.AddTask(Markup.Escape(p.Stage), maxValue: Math.Max(1, p.Total));
+                    task.Value = p.Done;
+                }));
+            });
+        return result;
     }
 
     public static string Describe(TrainProgress p)

@@ -53,6 +53,11 @@ public static class TrainCommand
         Bind<int>("--sample-count", $"Images in each sample grid (default {d.SampleCount})", (c, v) => c.SampleCount = v, onResume: true);
         Bind<long>("--checkpoint-every", $"Checkpoint every N steps, 0 = only at the end (default {d.CheckpointEvery})", (c, v) => c.CheckpointEvery = v, onResume: true);
         Bind<int>("--keep-checkpoints", $"Checkpoints kept (default {d.KeepCheckpoints})", (c, v) => c.KeepCheckpoints = v, onResume: true);
+        Bind<long>("--eval-every", "Score the EMA model every N steps (and at the end) and keep the best checkpoint in checkpoints/best (default 0: never)", (c, v) => c.EvalEvery = v, onResume: true);
+        Bind<int>("--eval-count", $"Samples per evaluation (default {d.EvalCount})", (c, v) => c.EvalCount = v, onResume: true);
+        Bind<int>("--eval-real-count", $"Training images the samples are compared with, at least 2x --eval-count (default {d.EvalRealCount})", (c, v) => c.EvalRealCount = v, onResume: true);
+        Bind<string>("--eval-classifier", "Offline distance: auto, mnist, fashion-mnist, none, or a classifier weights file (default auto)", (c, v) => c.EvalClassifier = v, onResume: true);
+        Bind<string>("--inception-weights", "FID Inception weights (pt_inception-2015-12-05-6726825d.pth); FID is evaluated too when given", (c, v) => c.InceptionWeights = v, onResume: true);
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         cmd.Options.Add(device);

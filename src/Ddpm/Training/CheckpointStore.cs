@@ -29,6 +29,9 @@ public sealed class CheckpointState
 /// then the <c>checkpoints/latest</c> pointer is replaced atomically. A crash at any point leaves the previous
 /// checkpoint intact and pointed to.
 /// </summary>
+/// <summary>Why <c>checkpoints/best</c> is the best: the metric (lower is better), its value and the step.</summary>
+public sealed record BestCheckpoint(string Metric, double Value, long Step);
+
 public static class CheckpointStore
 {
     public const string FormatName = "ddpm-dotnet-checkpoint/1";
@@ -80,6 +83,61 @@ public static class CheckpointStore
         AtomicFile.WriteAllText(Path.Combine(root, LatestFile), name + "\n");
         Prune(root, keep, name);
         return final;
+    }
+
+    /// <summary>Folder (inside <see cref="Folder"/>) holding a copy of the best checkpoint by the evaluation metric.</summary>
+    public const string BestFolder = "best";
+    public const string BestFile = "best.json";
+
+    /// <summary>
+    /// Copies <paramref name="checkpointDir"/> to <c>checkpoints/best</c> with a <c>best.json</c> saying why, atomically: the
+    /// previous best stays whole until the new one is complete. Pruning never touches it.
+    /// </summary>
+    public static string SaveBest(string runDir, string checkpointDir, BestCheckpoint record)
+    {
+        var root = Path.Combine(runDir, Folder);
+        var final = Path.Combine(root, BestFolder);
+        var tmp = Path.Combine(root, $".tmp-best-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            foreach (var f in Directory.GetFiles(checkpointDir))
+                File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+            File.WriteAllText(Path.Combine(tmp, BestFile), JsonSerializer.Serialize(record, TrainConfig.Json));
+            foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
+            if (Directory.Exists(final))
+            {
+                var old = Path.Combine(root, $".old-best-{Guid.NewGuid():N}");
+                Directory.Move(final, old);
+                Directory.Move(tmp, final);
+                Directory.Delete(old, recursive: true);
+            }
+            else
+            {
+                Directory.Move(tmp, final);
+            }
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            throw;
+        }
+        return final;
+    }
+
+    /// <summary>The record of the best checkpoint of a run, or null when there is none yet.</summary>
+    public static BestCheckpoint? ReadBest(string runDir)
+    {
+        var file = Path.Combine(runDir, Folder, BestFolder, BestFile);
+        if (!File.Exists(file)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<BestCheckpoint>(File.ReadAllText(file), TrainConfig.Json);
+        }
+        catch (JsonException e)
+        {
+            throw new DdpmException($"{file}: corrupt best-checkpoint record: {e.Message}", e);
+        }
     }
 
     private static void Prune(string root, int keep, string latest)

@@ -8,12 +8,19 @@ namespace Ddpm.Training;
 /// <summary>One line of metrics.jsonl.</summary>
 public sealed record MetricsRecord(long Step, double Loss, double Lr, double GradNorm, double ImagesPerSec, double ElapsedSec);
 
+/// <summary>One evaluation line of metrics.jsonl: sample-quality figures at a step.</summary>
+public sealed record EvalRecord(long Step, int EvalCount, IReadOnlyDictionary<string, double> Eval);
+
 /// <summary>Appends training metrics to <c>metrics.jsonl</c> (one JSON object a line) and to TensorBoard event files.</summary>
 public sealed class MetricsLog : IDisposable
 {
     public const string FileName = "metrics.jsonl";
     public const string TensorBoardFolder = "tensorboard";
-    private static readonly JsonSerializerOptions LineJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly JsonSerializerOptions LineJson = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
     private readonly StreamWriter _writer;
     private readonly SummaryWriter? _tensorboard;
 
@@ -36,13 +43,33 @@ public sealed class MetricsLog : IDisposable
         _tensorboard.add_scalar("train/images_per_sec", (float)r.ImagesPerSec, step);
     }
 
-    /// <summary>Reads metrics.jsonl back (for tests and tools).</summary>
-    public static List<MetricsRecord> Read(string runDir)
+    /// <summary>
+    /// Appends an evaluation line <c>{"step": s, "eval_count": n, "eval": {name: value, ...}}</c> and writes each value
+    /// to TensorBoard as <c>eval/name</c>.
+    /// </summary>
+    public void WriteEval(EvalRecord r)
+    {
+        _writer.WriteLine(JsonSerializer.Serialize(r, LineJson));
+        _writer.Flush();
+        if (_tensorboard is null) return;
+        int step = (int)Math.Min(int.MaxValue, r.Step);
+        foreach (var (name, value) in r.Eval) _tensorboard.add_scalar($"eval/{name}", (float)value, step);
+    }
+
+    /// <summary>Reads the training lines of metrics.jsonl back (for tests and tools).</summary>
+    public static List<MetricsRecord> Read(string runDir) =>
+        Lines(runDir).Where(l => !l.Contains("\"eval\"", StringComparison.Ordinal))
+            .Select(l => JsonSerializer.Deserialize<MetricsRecord>(l, LineJson)!).ToList();
+
+    /// <summary>Reads the evaluation lines of metrics.jsonl back.</summary>
+    public static List<EvalRecord> ReadEvals(string runDir) =>
+        Lines(runDir).Where(l => l.Contains("\"eval\"", StringComparison.Ordinal))
+            .Select(l => JsonSerializer.Deserialize<EvalRecord>(l, LineJson)!).ToList();
+
+    private static IEnumerable<string> Lines(string runDir)
     {
         var path = Path.Combine(runDir, FileName);
-        if (!File.Exists(path)) return new();
-        return File.ReadLines(path).Where(l => l.Length > 0)
-            .Select(l => JsonSerializer.Deserialize<MetricsRecord>(l, LineJson)!).ToList();
+        return File.Exists(path) ? File.ReadLines(path).Where(l => l.Length > 0).ToList() : Enumerable.Empty<string>();
     }
 
     /// <summary>Drops lines written after <paramref name="step"/> by a run that is now resumed from that step.</summary>

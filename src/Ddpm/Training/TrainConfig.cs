@@ -57,6 +57,22 @@ public sealed class TrainConfig
     public long CheckpointEvery { get; set; } = 250;
     public int KeepCheckpoints { get; set; } = 2;
 
+    // Evaluation while training (not part of the numerics)
+    /// <summary>Score the EMA model every N steps (0 = never) and keep the best checkpoint in checkpoints/best.</summary>
+    public long EvalEvery { get; set; }
+    /// <summary>Samples drawn per evaluation.</summary>
+    public int EvalCount { get; set; } = 500;
+    /// <summary>Training images the samples are compared with (the first N); at least twice EvalCount for the floor.</summary>
+    public int EvalRealCount { get; set; } = 5000;
+    /// <summary>Offline classifier: "auto" (fashion-mnist when the data path names it, mnist for other grey data, none for RGB), "mnist", "fashion-mnist", "none" or a weights file.</summary>
+    public string EvalClassifier { get; set; } = "auto";
+    /// <summary>FID Inception weights; FID is computed too when given.</summary>
+    public string? InceptionWeights { get; set; }
+    /// <summary>Sampler for the evaluation samples.</summary>
+    public string EvalSampler { get; set; } = "ddpm";
+    /// <summary>Sampling steps of the evaluation sampler (0 = all T).</summary>
+    public int EvalSteps { get; set; }
+
     // Runtime (not part of the numerics)
     public string Device { get; set; } = "auto";
     public int Threads { get; set; }
@@ -121,6 +137,10 @@ public sealed class TrainConfig
         Check(ImageSize is null or >= 4, $"--image-size {ImageSize}: must be at least 4");
         Check(Channels is null or 1 or 3, $"--channels {Channels}: must be 1 or 3");
         Check(MaxImages is null or >= 1, $"--max-images {MaxImages}: must be at least 1");
+        Check(EvalEvery >= 0, $"--eval-every {EvalEvery}: must not be negative");
+        Check(EvalCount is >= 10 and <= 1_000_000, $"--eval-count {EvalCount}: must be between 10 and 1000000");
+        Check(EvalRealCount >= 2 * EvalCount, $"--eval-real-count {EvalRealCount}: must be at least twice --eval-count ({2L * EvalCount}) for the real-vs-real floor");
+        Check(EvalSteps >= 0 && EvalSteps <= Timesteps, $"--eval-steps {EvalSteps}: must be between 0 (all) and --timesteps {Timesteps}");
         Check(Threads >= 0, $"--threads {Threads}: must not be negative");
         DiffusionFactory.ParseSchedule(Schedule);
         DiffusionFactory.ParseVariance(Variance);

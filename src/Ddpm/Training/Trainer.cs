@@ -240,8 +240,11 @@ public sealed class Trainer : IDisposable
                 windowSteps = 0;
                 window.Restart();
             }
+            string? saved = null;
             if (Step < Config.Steps && Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0)
-                SaveCheckpoint();
+                saved = SaveCheckpoint();
+            if (Step < Config.Steps && Config.EvalEvery > 0 && Step % Config.EvalEvery == 0)
+                EvaluateAndKeepBest(metrics, saved, progress, total, cancellationToken);
             if (Step < Config.Steps && Config.SampleEvery > 0 && Step % Config.SampleEvery == 0)
                 SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
                     SamplingProgress(progress, total), cancellationToken);
@@ -253,6 +256,7 @@ public sealed class Trainer : IDisposable
         {
             try
             {
+                if (Config.EvalEvery > 0) EvaluateAndKeepBest(metrics, checkpoint, progress, total, cancellationToken);
                 grid = SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
                     SamplingProgress(progress, total), cancellationToken);
                 File.Copy(grid, Path.Combine(RunDir, SamplesFolder, "final.png"), overwrite: true);
@@ -264,6 +268,33 @@ public sealed class Trainer : IDisposable
             }
         }
         return new TrainResult(Step, interrupted, checkpoint, grid, lastLoss);
+    }
+
+    /// <summary>
+    /// The evaluator used by <c>--eval-every</c>; created from the configuration on first use (see
+    /// <see cref="EvalMetrics.Create"/>), or set beforehand to score with other feature extractors.
+    /// </summary>
+    public TrainingEvaluator? Evaluator { get; set; }
+
+    /// <summary>Scores the EMA model, logs the figures, and copies the checkpoint of this step to checkpoints/best when it is the best so far.</summary>
+    public IReadOnlyDictionary<string, double> Evaluate(IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Evaluator ??= EvalMetrics.CreateEvaluator(Config, Data, Device);
+        return Evaluator.Evaluate(EmaModel, Diffusion, progress, cancellationToken);
+    }
+
+    private void EvaluateAndKeepBest(MetricsLog metrics, string? checkpoint, IProgress<TrainProgress>? progress, Stopwatch total, CancellationToken cancellationToken)
+    {
+        var report = progress is null ? null : new SyncProgress<int>(done => progress.Report(
+            new TrainProgress("eval", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
+        var values = Evaluate(report, cancellationToken);
+        metrics.WriteEval(new EvalRecord(Step, Config.EvalCount, values));
+        var metric = Evaluator!.PrimaryMetric;
+        double value = values[metric];
+        var best = CheckpointStore.ReadBest(RunDir);
+        if (!double.IsFinite(value) || (best is not null && best.Metric == metric && best.Value <= value)) return;
+        checkpoint ??= SaveCheckpoint();
+        CheckpointStore.SaveBest(RunDir, checkpoint, new BestCheckpoint(metric, value, Step));
     }
 
     private IProgress<int>? SamplingProgress(IProgress<TrainProgress>? progress, Stopwatch total)
@@ -279,6 +310,7 @@ public sealed class Trainer : IDisposable
         Model.Dispose();
         EmaModel.Dispose();
         Diffusion.Dispose();
+        Evaluator?.Dispose();
         if (_ownsData) Data.Dispose();
     }
 }

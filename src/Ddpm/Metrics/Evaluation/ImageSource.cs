@@ -79,7 +79,7 @@ public abstract class ImageSource : IDisposable
             if (!File.Exists(path)) throw new DdpmException($"statistics file not found: {path}");
             return new StatisticsSource(path, FeatureStatistics.LoadNpz(path));
         }
-        if (IsCheckpoint(path))
+        if (IsCheckpointPath(path))
         {
             if (options.Count is null)
                 throw new DdpmException($"{path} is a checkpoint: give --count N, the number of images to generate from it");
@@ -92,7 +92,8 @@ public abstract class ImageSource : IDisposable
     /// <summary>Wraps images already in memory (N, C, H, W) in [-1, 1]; the source takes ownership of the dataset.</summary>
     public static ImageSource FromDataset(ImageDataset data, string description) => new DatasetSource(description, data);
 
-    private static bool IsCheckpoint(string path)
+    /// <summary>True for a run folder, a checkpoint folder, or a .safetensors file inside a checkpoint folder.</summary>
+    public static bool IsCheckpointPath(string path)
     {
         if (File.Exists(path))
             return path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)

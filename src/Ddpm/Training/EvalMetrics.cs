@@ -1,0 +1,54 @@
+using Ddpm.Data;
+using Ddpm.Metrics;
+using Ddpm.Sampling;
+using static TorchSharp.torch;
+
+namespace Ddpm.Training;
+
+/// <summary>Builds the feature extractors and the sampler of <c>--eval-every</c> from a run's configuration.</summary>
+public static class EvalMetrics
+{
+    /// <summary>The evaluator for <paramref name="config"/>: the offline classifier (unless "none") and FID when Inception weights are given.</summary>
+    public static TrainingEvaluator CreateEvaluator(TrainConfig config, ImageDataset data, Device device)
+    {
+        var metrics = new List<EvalMetric>();
+        try
+        {
+            var classifier = ResolveClassifier(config.EvalClassifier, config.Data, data.Channels);
+            if (classifier is not null) metrics.Add(new EvalMetric("fd_classifier", OpenClassifier(classifier, device)));
+            if (!string.IsNullOrWhiteSpace(config.InceptionWeights)) metrics.Add(new EvalMetric("fid", OpenInception(config.InceptionWeights, device)));
+            return new TrainingEvaluator(config, data, metrics, Generator(config, device));
+        }
+        catch
+        {
+            foreach (var m in metrics) m.Extractor.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// "auto" picks fashion-mnist when the data path names it, mnist for other grey data, and none for RGB data;
+    /// "none" gives null; anything else is returned as given (a shipped name or a weights file).
+    /// </summary>
+    public static string? ResolveClassifier(string setting, string dataPath, int channels)
+    {
+        var s = (setting ?? "auto").Trim();
+        if (s.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
+        if (!s.Equals("auto", StringComparison.OrdinalIgnoreCase)) return s;
+        if (dataPath.Contains("fashion", StringComparison.OrdinalIgnoreCase)) return "fashion-mnist";
+        return channels == 1 ? "mnist" : null;
+    }
+
+    private static IFeatureExtractor OpenClassifier(string nameOrPath, Device device) =>
+        throw new DdpmException($"--eval-classifier {nameOrPath}: the offline classifier is not built in yet");
+
+    private static IFeatureExtractor OpenInception(string path, Device device) =>
+        throw new DdpmException($"--inception-weights {path}: the FID Inception network is not built in yet");
+
+    private static TrainingEvaluator.Generator Generator(TrainConfig config, Device device) =>
+        (model, diffusion, shape, seed, ct) =>
+        {
+            using var result = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, device, null, ct);
+            return result.Samples.detach().clone();
+        };
+}
