@@ -63,7 +63,8 @@ public static class ProgressView
         return result;
     }
 
-    public static void RunSampling(CliContext ctx, bool noProgress, string label, Action<IProgress<(int Done, int Total)>> body)
+    public static void RunSampling(CliContext ctx, bool noProgress, string label, Action<IProgress<(int Done, int Total)>> body,
+        string unit = "denoising steps")
     {
         if (!Interactive(ctx, noProgress))
         {
@@ -71,7 +72,7 @@ public static class ProgressView
             body(new SyncProgress<(int Done, int Total)>(p =>
             {
                 int decile = p.Done * 10 / Math.Max(1, p.Total);
-                if (decile != last) { last = decile; ctx.Out.WriteLine($"{label}: {p.Done}/{p.Total} denoising steps"); }
+                if (decile != last) { last = decile; ctx.Out.WriteLine($"{label}: {p.Done}/{p.Total} {unit}"); }
             }));
             return;
         }

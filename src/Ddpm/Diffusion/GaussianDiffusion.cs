@@ -27,7 +27,7 @@ public enum VarianceType
 /// variances of the fixed-variance Gaussians have that broadcastable shape (N, 1, ..., 1), means have x's shape.
 /// Each method frees its intermediate tensors and returns its results into the caller's dispose scope.
 /// </summary>
-public sealed class GaussianDiffusion : IDisposable
+public sealed partial class GaussianDiffusion : IDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, Coefficients> _byDevice = new();
@@ -132,6 +132,17 @@ public sealed class GaussianDiffusion : IDisposable
         return x0.MoveToOuterDisposeScope();
     }
 
+    /// <summary>eps = (sqrt(1 / alpha_bar_t) x_t - x_0) / sqrt(1 / alpha_bar_t - 1). (eq. 4 solved for eps)</summary>
+    public Tensor PredictEpsFromStart(Tensor xt, Tensor t, Tensor x0)
+    {
+        CheckSameShape(xt, x0, nameof(x0));
+        using var scope = torch.NewDisposeScope();
+        var (c, tt) = Prepare(xt, t);
+        var shape = xt.shape;
+        var eps = (Extract(c.SqrtRecipAlphasCumprod, tt, shape) * xt - x0) / Extract(c.SqrtRecipm1AlphasCumprod, tt, shape);
+        return eps.MoveToOuterDisposeScope();
+    }
+
     // ---- reverse process -------------------------------------------------------------------------------------
 
     /// <summary>
@@ -144,11 +155,25 @@ public sealed class GaussianDiffusion : IDisposable
     {
         ArgumentNullException.ThrowIfNull(model);
         using var scope = torch.NewDisposeScope();
+        var (_, tt) = Prepare(xt, t);
+        var output = model.call(xt, tt);
+        var (mean, variance, logVariance, predX0) = PMeanVarianceFromOutput(output, xt, tt, clipDenoised);
+        return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(),
+            logVariance.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="PMeanVariance"/> from a model output computed by the caller (for example with some channels detached):
+    /// the same numbers as if the model had returned <paramref name="modelOutput"/> for (x_t, t).
+    /// </summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVarianceFromOutput(
+        Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised)
+    {
+        using var scope = torch.NewDisposeScope();
         var (c, tt) = Prepare(xt, t);
         var shape = xt.shape;
-        var eps = model.call(xt, tt);
-        CheckSameShape(xt, eps, "model output");
-        var predX0 = PredictStartFromNoise(xt, tt, eps);
+        CheckSameShape(xt, modelOutput, "model output");
+        var predX0 = PredictStartFromNoise(xt, tt, modelOutput);
         if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
         var (mean, _, _) = PosteriorMeanVariance(predX0, xt, tt);
         var variance = Extract(c.ModelVariance, tt, shape);

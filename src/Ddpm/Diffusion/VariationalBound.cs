@@ -1,0 +1,79 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ddpm.Diffusion;
+
+/// <summary>
+/// The elementary densities of the variational bound (Ho et al. 2020, eq. 5 and section 3.3): the KL divergence of two
+/// diagonal Gaussians and the discretised Gaussian decoder over 256 bins, as in the original code
+/// (<c>diffusion_tf/diffusion_utils_2.py</c>, <c>utils.py</c>). Values are in nats per element; the diffusion divides
+/// by ln 2 and averages over the dimensions to report bits/dim. Every method broadcasts its arguments and returns
+/// its result into the caller's dispose scope.
+/// </summary>
+public static class VariationalBound
+{
+    /// <summary>ln 2, the nats in one bit.</summary>
+    public static readonly double Ln2 = Math.Log(2.0);
+
+    /// <summary>Half the width of one of the 256 bins of 8-bit data scaled to [-1, 1]: 1 / 255.</summary>
+    public const double HalfBinWidth = 1.0 / 255.0;
+
+    /// <summary>
+    /// KL(N(mean1, exp(logVar1)) || N(mean2, exp(logVar2))) per element:
+    /// 0.5 (-1 + lv2 - lv1 + exp(lv1 - lv2) + (m1 - m2)^2 exp(-lv2)).
+    /// Evaluated as 0.5 (expm1(d) - d + (m1 - m2)^2 exp(-lv2)) with d = lv1 - lv2, the same value without the float32
+    /// rounding of -1 + lv2 - lv1 + 1, which would otherwise add about 1e-7 nats to every term where the variances agree.
+    /// </summary>
+    public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2)
+    {
+        using var scope = NewDisposeScope();
+        var d = logVar1 - logVar2;
+        var kl = 0.5 * (d.expm1() - d + (mean1 - mean2).square() * (-logVar2).exp());
+        return kl.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The tanh approximation of the standard normal CDF: 0.5 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).</summary>
+    public static Tensor ApproxStandardNormalCdf(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var cdf = 0.5 * (1.0 + (Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh());
+        return cdf.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// log p(x) of the discretised Gaussian decoder (eq. 13) per element: the mass of N(mean, exp(logScale)^2) over the bin
+    /// [x - 1/255, x + 1/255]; the edge bins take the whole tail (x &lt; -0.999: (-inf, x + 1/255]; x &gt; 0.999:
+    /// [x - 1/255, inf)). The CDF is <see cref="ApproxStandardNormalCdf"/>; every probability is clamped below at
+    /// 1e-12 before the log. <paramref name="x"/> is data in [-1, 1] on the 8-bit grid; <paramref name="logScales"/> is
+    /// the log standard deviation (half the log variance).
+    /// </summary>
+    public static Tensor DiscretizedGaussianLogLikelihood(Tensor x, Tensor means, Tensor logScales)
+    {
+        using var scope = NewDisposeScope();
+        var centred = x - means;
+        var invStd = (-logScales).exp();
+        var cdfPlus = ApproxStandardNormalCdf(invStd * (centred + HalfBinWidth));
+        var cdfMin = ApproxStandardNormalCdf(invStd * (centred - HalfBinWidth));
+        var logCdfPlus = cdfPlus.clamp_min(1e-12).log();
+        var logOneMinusCdfMin = (1.0 - cdfMin).clamp_min(1e-12).log();
+        var logCdfDelta = (cdfPlus - cdfMin).clamp_min(1e-12).log();
+        var logProbs = where(x < -0.999, logCdfPlus, where(x > 0.999, logOneMinusCdfMin, logCdfDelta));
+        return logProbs.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The mean over every dimension but the first (the batch): shape (N).</summary>
+    public static Tensor MeanFlat(Tensor x)
+    {
+        if (x.dim() < 2) return x.clone();
+        var dims = Enumerable.Range(1, (int)x.dim() - 1).Select(d => (long)d).ToArray();
+        return x.mean(dims);
+    }
+
+    /// <summary>Rounds data in [-1, 1] to the nearest of the 256 levels 2k/255 - 1, as 8-bit images store it.</summary>
+    public static Tensor QuantizeTo8Bit(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var q = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0;
+        return q.MoveToOuterDisposeScope();
+    }
+}

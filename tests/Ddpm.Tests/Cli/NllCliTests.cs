@@ -1,0 +1,68 @@
+using System.Text.Json;
+using Ddpm.Cli;
+using Ddpm.Data;
+using Ddpm.Pipelines;
+using Ddpm.Training;
+
+namespace Ddpm.Tests.Cli;
+
+public class NllCliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void NllOfATinyRunReportsTheBoundAndItsParts()
+    {
+        var dir = TestUtil.TempDir();
+        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
+        using (var data = TestUtil.TinyData(count: 8))
+            Idx.WriteImages(idx, data.Images, gzip: true);
+        var config = TestUtil.TinyConfig(steps: 2);
+        config.Data = idx;
+        var cfgPath = Path.Combine(dir, "cfg.json");
+        File.WriteAllText(cfgPath, config.ToJson());
+        var run = Path.Combine(dir, "run");
+        var train = Run("train", "--config", cfgPath, "--run-dir", run, "--no-progress");
+        Assert.True(train.Code == 0, train.Err + train.Out);
+
+        var json = Path.Combine(dir, "out", "nll.json");
+        // No --data: the run's training data.
+        var nll = Run("nll", "--checkpoint", run, "--count", "5", "--batch-size", "2", "--output", json, "--no-progress");
+        Assert.True(nll.Code == 0, nll.Err + nll.Out);
+        Assert.Contains("bits/dim", nll.Out);
+        Assert.Contains("N = 5, T = 12", nll.Out);
+        Assert.Contains("prior", nll.Out);
+        Assert.Contains("decoder", nll.Out);
+
+        var report = NllReport.FromJson(File.ReadAllText(json));
+        Assert.Equal(5, report.Count);
+        Assert.Equal(12, report.Timesteps);
+        Assert.Equal(64, report.Dims);
+        Assert.True(report.Ema);
+        Assert.Equal(5, report.PerImage.Length);
+        Assert.Equal(12, report.TermsByTimestep.Length);
+        Assert.True(report.BitsPerDim.Mean > 0 && double.IsFinite(report.BitsPerDim.Mean));
+        Assert.True(report.BitsPerDim.StandardError > 0);
+        Assert.Equal(report.Prior.Mean + report.Kl.Mean + report.Decoder.Mean, report.BitsPerDim.Mean, 9);
+        Assert.Equal(report.TermsByTimestep[0], report.Decoder.Mean, 9);
+        Assert.Equal(report.TermsByTimestep.Skip(1).Sum(), report.Kl.Mean, 9);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(json)))
+            Assert.True(doc.RootElement.GetProperty("bits_per_dim").TryGetProperty("standard_error", out _));
+
+        // Same seed and batch size: the same numbers, with or without the EMA weights named explicitly.
+        var again = Run("nll", "--checkpoint", run, "--data", idx, "--count", "5", "--batch-size", "2", "--output", json + "2", "--no-progress");
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Equal(report.PerImage, NllReport.FromJson(File.ReadAllText(json + "2")).PerImage);
+
+        var tooMany = Run("nll", "--checkpoint", run, "--count", "9", "--output", json, "--no-progress");
+        Assert.Equal(1, tooMany.Code);
+        Assert.Contains("--count 9", tooMany.Err);
+        Assert.Single(tooMany.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}
