@@ -9,7 +9,7 @@ public static class ScheduleCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var schedule = new Option<string>("--schedule") { Description = "linear or cosine", DefaultValueFactory = _ => "linear" };
+        var schedule = new Option<string>("--schedule") { Description = "linear, cosine or sigmoid", DefaultValueFactory = _ => "linear" };
         var timesteps = new Option<int>("--timesteps", "-T") { Description = "Number of steps T", DefaultValueFactory = _ => 1000 };
         var betaStart = new Option<double>("--beta-start") { Description = "Linear schedule's first beta", DefaultValueFactory = _ => 1e-4 };
         var betaEnd = new Option<double>("--beta-end") { Description = "Linear schedule's last beta", DefaultValueFactory = _ => 0.02 };

@@ -33,11 +33,15 @@ public static class TrainCommand
         Bind<bool>("--random-flip", "Random horizontal flips", (c, v) => c.RandomFlip = v);
         Bind<string>("--preset", $"Network preset (default {d.Preset}; see ddpm info)", (c, v) => c.Preset = v);
         Bind<double>("--dropout", "Dropout of the residual blocks (default: the preset's)", (c, v) => c.Dropout = v);
-        Bind<string>("--schedule", $"Noise schedule: linear or cosine (default {d.Schedule})", (c, v) => c.Schedule = v);
+        Bind<string>("--schedule", $"Noise schedule: linear, cosine or sigmoid (default {d.Schedule})", (c, v) => c.Schedule = v);
         Bind<int>("--timesteps", $"Diffusion steps T (default {d.Timesteps})", (c, v) => c.Timesteps = v);
         Bind<double>("--beta-start", $"Linear schedule's first beta (default {d.BetaStart})", (c, v) => c.BetaStart = v);
         Bind<double>("--beta-end", $"Linear schedule's last beta (default {d.BetaEnd})", (c, v) => c.BetaEnd = v);
-        Bind<string>("--variance", $"Reverse-process variance: fixedlarge or fixedsmall (default {d.Variance})", (c, v) => c.Variance = v);
+        Bind<string>("--variance", $"Reverse-process variance: fixedlarge, fixedsmall, learned or learned-range (default {d.Variance})", (c, v) => c.Variance = v);
+        Bind<string>("--prediction", $"What the network predicts: eps, x0, v or mu (default {d.Prediction})", (c, v) => c.Prediction = v);
+        Bind<string>("--loss", $"Training loss: simple, vlb or hybrid (simple + --vlb-weight x vlb) (default {d.Loss})", (c, v) => c.Loss = v);
+        Bind<double>("--vlb-weight", $"lambda of the hybrid loss (default {d.VlbWeight})", (c, v) => c.VlbWeight = v);
+        Bind<string>("--timestep-sampler", $"How t is drawn: uniform or importance (loss-aware) (default {d.TimestepSampler})", (c, v) => c.TimestepSampler = v);
         Bind<int>("--batch-size", $"Batch size (default {d.BatchSize})", (c, v) => c.BatchSize = v);
         Bind<long>("--steps", $"Optimizer steps (default {d.Steps}); with --resume, the new total", (c, v) => c.Steps = v, onResume: true);
         Bind<double>("--lr", $"Adam learning rate (default {d.LearningRate})", (c, v) => c.LearningRate = v);
@@ -62,6 +66,8 @@ public static class TrainCommand
         var threads = CommonOptions.Threads();
         cmd.Options.Add(device);
         cmd.Options.Add(threads);
+        var recipe = new Option<string>("--recipe") { Description = "Start from a paper's diffusion settings: ho2020 (eps, fixedlarge, linear, simple) or improved (cosine, learned-range, hybrid); explicit options override" };
+        cmd.Options.Add(recipe);
         var config = new Option<string>("--config") { Description = "Read settings from a JSON file (as written to a run's config.json); options given on the command line win" };
         var runDir = new Option<string>("--run-dir", "-o") { Description = "Run folder (default: runs/run-YYYYMMDD-HHMMSS)" };
         var resume = new Option<string>("--resume") { Description = "Continue the run in this folder from its latest checkpoint" };
@@ -82,7 +88,7 @@ public static class TrainCommand
             {
                 var bad = bindings.FirstOrDefault(b => !b.AllowedOnResume && Given(b.Option));
                 if (bad is not null) throw new DdpmException($"{bad.Option.Name} cannot change when resuming (the run keeps its settings)");
-                if (Given(config) || Given(runDir)) throw new DdpmException("--config and --run-dir cannot be combined with --resume");
+                if (Given(config) || Given(runDir) || Given(recipe)) throw new DdpmException("--config, --recipe and --run-dir cannot be combined with --resume");
                 CommonOptions.Setup(deviceName, threadCount);
                 trainer = Trainer.Resume(resumeDir, adjust: c =>
                 {
@@ -95,6 +101,7 @@ public static class TrainCommand
             else
             {
                 var c = parse.GetValue(config) is string file ? TrainConfig.Load(file) : new TrainConfig();
+                if (parse.GetValue(recipe) is string recipeName) TrainRecipes.Apply(c, recipeName);
                 foreach (var b in bindings.Where(b => Given(b.Option))) b.Apply(c, parse);
                 if (string.IsNullOrEmpty(c.Data)) c.Data = CommonOptions.BundledData;
                 if (Given(device) || parse.GetValue(config) is null) c.Device = deviceName;
@@ -109,6 +116,8 @@ public static class TrainCommand
                 var m = trainer.Config.Model!;
                 ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
                 ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
+                var cfg = trainer.Config;
+                ctx.Out.WriteLine($"diffusion: {cfg.Schedule} schedule, T = {cfg.Timesteps}, predicts {cfg.Prediction}, variance {cfg.Variance}, loss {cfg.Loss}, t {cfg.TimestepSampler}{(cfg.Recipe is null ? "" : $" (recipe {cfg.Recipe})")}");
                 var token = ctx.CancelOnCtrlC();
                 var result = ProgressView.RunTraining(ctx, parse.GetValue(noProgress), trainer.Config.LogEvery,
                     progress => trainer.Run(progress, token));

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Diffusion;
 
-/// <summary>How the reverse process p(x_{t-1} | x_t) chooses its (fixed) variance.</summary>
+/// <summary>How the reverse process p(x_{t-1} | x_t) chooses its variance.</summary>
 public enum VarianceType
 {
     /// <summary>
@@ -16,15 +16,24 @@ public enum VarianceType
     /// (log(beta_0) when T = 1). The paper's CIFAR-10 setting.
     /// </summary>
     FixedLarge,
+    /// <summary>The model outputs the log variance per element in C extra channels (Ho et al.'s "learned diagonal Sigma").</summary>
+    Learned,
+    /// <summary>
+    /// The model outputs v per element in C extra channels and log sigma^2 = frac log(beta_t) + (1 - frac) log(beta~_t)
+    /// with frac = (v + 1) / 2 and beta~_t's clipped log (Nichol and Dhariwal 2021, eq. 15). v = -1 gives FixedSmall;
+    /// v = 1 gives log(beta_t), which is FixedLarge for t &gt;= 1 (at t = 0 FixedLarge borrows t = 1's posterior variance).
+    /// </summary>
+    LearnedRange,
 }
 
 /// <summary>
-/// The Gaussian diffusion of Ho et al. 2020 with an eps-predicting model: forward process, posterior, reverse step
-/// and L_simple. Timesteps are 0-based (t = 0 is the paper's t = 1). Every method takes x of rank >= 2 with the
+/// The Gaussian diffusion of Ho et al. 2020: forward process, posterior, reverse step, training losses and the variational
+/// bound, for a model predicting eps, x_0, v or mu, with a fixed or learned variance (Nichol and Dhariwal 2021). Timesteps are 0-based (t = 0 is the paper's t = 1). Every method takes x of rank >= 2 with the
 /// batch first (N, C, H, W images or N, D vectors) and t as an int64 tensor of shape (N) on x's device.
 /// Per-timestep coefficients are computed in float64 by <see cref="NoiseSchedule"/>, cast to float32 tensors once
 /// per device, and gathered into shape (N, 1, ..., 1) so they broadcast against x. Returned variances and log
-/// variances of the fixed-variance Gaussians have that broadcastable shape (N, 1, ..., 1), means have x's shape.
+/// variances of the fixed-variance Gaussians have that broadcastable shape (N, 1, ..., 1), means have x's shape (and so do
+/// learned variances).
 /// Each method frees its intermediate tensors and returns its results into the caller's dispose scope.
 /// </summary>
 public sealed partial class GaussianDiffusion : IDisposable
@@ -35,15 +44,34 @@ public sealed partial class GaussianDiffusion : IDisposable
     private readonly double[] _modelLogVariance;
     private bool _disposed;
 
-    public GaussianDiffusion(NoiseSchedule schedule, VarianceType varianceType = VarianceType.FixedLarge)
+    /// <summary>
+    /// A diffusion over <paramref name="schedule"/>. <paramref name="prediction"/> is what the model outputs (its first C
+    /// channels when the variance is learned), <paramref name="loss"/> what <see cref="TrainingLosses"/> computes, and
+    /// <paramref name="vlbWeight"/> the lambda of the hybrid loss. A learned variance needs the Vlb or Hybrid loss (L_simple
+    /// does not train it), and Hybrid needs a learned variance (its L_vlb term trains only the variance).
+    /// </summary>
+    public GaussianDiffusion(NoiseSchedule schedule, VarianceType varianceType = VarianceType.FixedLarge,
+        PredictionType prediction = PredictionType.Epsilon, LossType loss = LossType.Simple, double vlbWeight = DefaultVlbWeight)
     {
         ArgumentNullException.ThrowIfNull(schedule);
         Schedule = schedule;
         VarianceType = varianceType;
+        Prediction = prediction;
+        Loss = loss;
+        VlbWeight = vlbWeight;
+        if (!Enum.IsDefined(prediction)) throw new DdpmException($"prediction {prediction}: expected Epsilon, StartX, Velocity or Mean");
+        if (!Enum.IsDefined(loss)) throw new DdpmException($"loss {loss}: expected Simple, Vlb or Hybrid");
+        if (!double.IsFinite(vlbWeight) || vlbWeight < 0) throw new DdpmException($"vlb weight {vlbWeight}: must be finite and >= 0");
+        if (LearnsVariance && loss == LossType.Simple)
+            throw new DdpmException($"variance {varianceType} is learned, which L_simple cannot do: use the hybrid or vlb loss");
+        if (!LearnsVariance && loss == LossType.Hybrid)
+            throw new DdpmException($"the hybrid loss trains only a learned variance, but the variance is {varianceType}: use learned or learned-range");
         int n = schedule.Timesteps;
         switch (varianceType)
         {
             case VarianceType.FixedSmall:
+            case VarianceType.Learned:
+            case VarianceType.LearnedRange:
                 _modelVariance = schedule.PosteriorVariance;
                 _modelLogVariance = schedule.PosteriorLogVarianceClipped;
                 break;
@@ -54,18 +82,39 @@ public sealed partial class GaussianDiffusion : IDisposable
                 _modelLogVariance[0] = n > 1 ? Math.Log(schedule.PosteriorVariance[1]) : Math.Log(schedule.Betas[0]);
                 break;
             default:
-                throw new DdpmException($"variance type {varianceType}: expected FixedSmall or FixedLarge");
+                throw new DdpmException($"variance type {varianceType}: expected FixedSmall, FixedLarge, Learned or LearnedRange");
         }
     }
 
+    /// <summary>lambda of the hybrid loss L_simple + lambda L_vlb (Nichol and Dhariwal 2021).</summary>
+    public const double DefaultVlbWeight = 0.001;
+
     public NoiseSchedule Schedule { get; }
     public VarianceType VarianceType { get; }
+    /// <summary>What the model predicts (in its first C output channels).</summary>
+    public PredictionType Prediction { get; }
+    /// <summary>The training loss of <see cref="TrainingLosses"/>.</summary>
+    public LossType Loss { get; }
+    /// <summary>lambda of the hybrid loss.</summary>
+    public double VlbWeight { get; }
     public int Timesteps => Schedule.Timesteps;
 
-    /// <summary>The reverse-process variance sigma_t^2 per timestep (float64), as chosen by <see cref="VarianceType"/>.</summary>
-    public IReadOnlyList<double> ModelVariance => _modelVariance;
-    /// <summary>The reverse-process log variance per timestep (float64), as chosen by <see cref="VarianceType"/>.</summary>
-    public IReadOnlyList<double> ModelLogVariance => _modelLogVariance;
+    /// <summary>Whether the model outputs the variance too (Learned or LearnedRange): it then has twice the data's channels.</summary>
+    public bool LearnsVariance => VarianceType is VarianceType.Learned or VarianceType.LearnedRange;
+
+    /// <summary>The model's output channels for data with <paramref name="dataChannels"/> channels: doubled when the variance is learned.</summary>
+    public int ModelOutputChannels(int dataChannels) => LearnsVariance ? 2 * dataChannels : dataChannels;
+
+    /// <summary>
+    /// The reverse-process variance sigma_t^2 per timestep (float64), as chosen by <see cref="VarianceType"/>.
+    /// Only for the fixed variances: a learned variance comes from the model's output.
+    /// </summary>
+    public IReadOnlyList<double> ModelVariance => LearnsVariance ? throw LearnedVarianceHasNoTable() : _modelVariance;
+    /// <summary>The reverse-process log variance per timestep (float64); only for the fixed variances.</summary>
+    public IReadOnlyList<double> ModelLogVariance => LearnsVariance ? throw LearnedVarianceHasNoTable() : _modelLogVariance;
+
+    private InvalidOperationException LearnedVarianceHasNoTable() =>
+        new($"variance {VarianceType} is the model's output, not a table: use PMeanVariance");
 
     // ---- forward process -------------------------------------------------------------------------------------
 
@@ -146,9 +195,10 @@ public sealed partial class GaussianDiffusion : IDisposable
     // ---- reverse process -------------------------------------------------------------------------------------
 
     /// <summary>
-    /// p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) with the model predicting eps: x_0 is recovered from eps
-    /// (clipped to [-1, 1] when <paramref name="clipDenoised"/>) and mu_theta is the posterior mean given that x_0,
-    /// which equals eq. 11 when no clipping happens. (eqs. 1, 11)
+    /// p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I). x_0 is recovered from the model's prediction (eps, x_0, v or mu,
+    /// see <see cref="Prediction"/>) and clipped to [-1, 1] when <paramref name="clipDenoised"/>; mu_theta is the posterior
+    /// mean given that x_0 (eq. 11 for eps when no clipping happens), or the model's output itself when it predicts mu.
+    /// sigma_t^2 is the fixed table (shape (N, 1, ..., 1)) or comes from the model's extra channels (x's shape). (eqs. 1, 11)
     /// </summary>
     public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVariance(
         nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised)
@@ -170,14 +220,13 @@ public sealed partial class GaussianDiffusion : IDisposable
         Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised)
     {
         using var scope = torch.NewDisposeScope();
-        var (c, tt) = Prepare(xt, t);
-        var shape = xt.shape;
-        CheckSameShape(xt, modelOutput, "model output");
-        var predX0 = PredictStartFromNoise(xt, tt, modelOutput);
+        var (_, tt) = Prepare(xt, t);
+        var (meanOutput, varianceOutput) = SplitOutput(modelOutput, xt);
+        var (variance, logVariance) = VarianceFromOutput(varianceOutput, xt, tt);
+        var predX0 = PredictStartFromOutput(meanOutput, xt, tt);
         if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
-        var (mean, _, _) = PosteriorMeanVariance(predX0, xt, tt);
-        var variance = Extract(c.ModelVariance, tt, shape);
-        var logVariance = Extract(c.ModelLogVariance, tt, shape);
+        // The mean-predicting model gives mu directly (clipping changes only the reported x_0, as in the original code).
+        var mean = Prediction == PredictionType.Mean ? meanOutput : PosteriorMeanVariance(predX0, xt, tt).Mean;
         return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(),
             logVariance.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
@@ -198,32 +247,12 @@ public sealed partial class GaussianDiffusion : IDisposable
         return (sample.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 
-    // ---- training --------------------------------------------------------------------------------------------
-
-    /// <summary>
-    /// L_simple per example: the mean over all non-batch dimensions of (noise - eps_theta(x_t, t))^2 with
-    /// x_t = QSample(x0, t, noise). Returns shape (N). No clipping. (eq. 14)
-    /// </summary>
-    public Tensor TrainingLosses(nn.Module<Tensor, Tensor, Tensor> model, Tensor x0, Tensor t, Tensor noise)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        CheckSameShape(x0, noise, nameof(noise));
-        using var scope = torch.NewDisposeScope();
-        var (_, tt) = Prepare(x0, t);
-        var xt = QSample(x0, tt, noise);
-        var eps = model.call(xt, tt);
-        CheckSameShape(x0, eps, "model output");
-        var dims = Enumerable.Range(1, (int)x0.dim() - 1).Select(d => (long)d).ToArray();
-        var loss = (noise - eps).square().mean(dims);
-        return loss.MoveToOuterDisposeScope();
-    }
-
     // ---- coefficients ----------------------------------------------------------------------------------------
 
     /// <summary>
     /// Gathers coef[t] for each example and reshapes it to (N, 1, ..., 1) with as many dimensions as xShape.
     /// </summary>
-    private static Tensor Extract(Tensor coef, Tensor t, long[] xShape) =>
+    internal static Tensor Extract(Tensor coef, Tensor t, long[] xShape) =>
         coef.gather(0, t).view(BroadcastShape(xShape));
 
     private static long[] BroadcastShape(long[] xShape)
@@ -296,8 +325,10 @@ public sealed partial class GaussianDiffusion : IDisposable
             var oneMinus = new double[n];
             var sqrtAlphas = new double[n];
             var sqrtBetas = new double[n];
+            var logBetas = new double[n];
             for (int i = 0; i < n; i++)
             {
+                logBetas[i] = Math.Log(s.Betas[i]);
                 oneMinus[i] = 1.0 - s.AlphasCumprod[i];
                 sqrtAlphas[i] = Math.Sqrt(s.Alphas[i]);
                 sqrtBetas[i] = Math.Sqrt(s.Betas[i]);
@@ -308,6 +339,7 @@ public sealed partial class GaussianDiffusion : IDisposable
             LogOneMinusAlphasCumprod = Make(s.LogOneMinusAlphasCumprod, device);
             SqrtAlphas = Make(sqrtAlphas, device);
             SqrtBetas = Make(sqrtBetas, device);
+            LogBetas = Make(logBetas, device);
             SqrtRecipAlphasCumprod = Make(s.SqrtRecipAlphasCumprod, device);
             SqrtRecipm1AlphasCumprod = Make(s.SqrtRecipm1AlphasCumprod, device);
             PosteriorVariance = Make(s.PosteriorVariance, device);
@@ -324,6 +356,7 @@ public sealed partial class GaussianDiffusion : IDisposable
         public Tensor LogOneMinusAlphasCumprod { get; }
         public Tensor SqrtAlphas { get; }
         public Tensor SqrtBetas { get; }
+        public Tensor LogBetas { get; }
         public Tensor SqrtRecipAlphasCumprod { get; }
         public Tensor SqrtRecipm1AlphasCumprod { get; }
         public Tensor PosteriorVariance { get; }

@@ -7,6 +7,8 @@ public enum ScheduleKind
     Linear,
     /// <summary>Nichol and Dhariwal 2021: alpha_bar follows a squared cosine, betas clipped at maxBeta.</summary>
     Cosine,
+    /// <summary>Jabri et al. 2022 as in lucidrains' denoising-diffusion-pytorch: alpha_bar follows a sigmoid over [-3, 3].</summary>
+    Sigmoid,
 }
 
 /// <summary>
@@ -144,12 +146,38 @@ public sealed class NoiseSchedule
         return FromBetasCore(betas, ScheduleKind.Cosine, "cosine schedule");
     }
 
+    /// <summary>
+    /// The sigmoid schedule (lucidrains' default parameters: start -3, end 3, tau 1): with u = i / T and
+    /// g(u) = (sigmoid(end / tau) - sigmoid((u (end - start) + start) / tau)) / (sigmoid(end / tau) - sigmoid(start / tau)),
+    /// alpha_bar(u) = g(u) / g(0) and beta_i = min(1 - alpha_bar((i + 1) / T) / alpha_bar(i / T), maxBeta), i = 0..T-1.
+    /// Everything is in float64 (lucidrains computes sigmoid(start / tau) and sigmoid(end / tau) in float32, which moves
+    /// alpha_bar by about 1e-8). The last beta is always maxBeta, since g(1) = 0.
+    /// </summary>
+    public static NoiseSchedule Sigmoid(int timesteps, double start = -3, double end = 3, double tau = 1, double maxBeta = 0.999)
+    {
+        CheckTimesteps(timesteps, "sigmoid schedule");
+        if (!double.IsFinite(start) || !double.IsFinite(end) || !(end > start))
+            throw new DdpmException($"sigmoid schedule: start {R(start)} and end {R(end)} must be finite with start < end");
+        if (!double.IsFinite(tau) || tau <= 0)
+            throw new DdpmException($"sigmoid schedule: tau = {R(tau)} must be finite and positive");
+        CheckBeta(maxBeta, "sigmoid schedule: maxBeta");
+        static double Sig(double x) => 1.0 / (1.0 + Math.Exp(-x));
+        double vStart = Sig(start / tau), vEnd = Sig(end / tau);
+        double G(int i) => (vEnd - Sig(((double)i / timesteps * (end - start) + start) / tau)) / (vEnd - vStart);
+        double g0 = G(0);
+        var betas = new double[timesteps];
+        for (int i = 0; i < timesteps; i++)
+            betas[i] = Math.Min(1.0 - (G(i + 1) / g0) / (G(i) / g0), maxBeta);
+        return FromBetasCore(betas, ScheduleKind.Sigmoid, "sigmoid schedule");
+    }
+
     /// <summary>The named schedule with its default parameters.</summary>
     public static NoiseSchedule Create(ScheduleKind kind, int timesteps) => kind switch
     {
         ScheduleKind.Linear => Linear(timesteps),
         ScheduleKind.Cosine => Cosine(timesteps),
-        _ => throw new DdpmException($"schedule kind {kind}: expected Linear or Cosine"),
+        ScheduleKind.Sigmoid => Sigmoid(timesteps),
+        _ => throw new DdpmException($"schedule kind {kind}: expected Linear, Cosine or Sigmoid"),
     };
 
     /// <summary>A schedule from explicit betas (copied); each must be finite and in (0, 1).</summary>

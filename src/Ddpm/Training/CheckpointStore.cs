@@ -19,6 +19,8 @@ public sealed class CheckpointState
     public string Rng { get; set; } = "per-step generators seeded with StepRandom.SeedFor(seed, step, stream); batch order from BatchSampler(seed)";
     public string SavedAt { get; set; } = "";
     public TrainConfig Config { get; set; } = new();
+    /// <summary>The importance sampler's loss history (null with uniform t), so a resumed run draws the same t.</summary>
+    public TimestepSamplerState? TimestepSampler { get; set; }
 }
 
 /// <summary>

@@ -30,6 +30,16 @@ public sealed class TrainConfig
     public double BetaStart { get; set; } = 1e-4;
     public double BetaEnd { get; set; } = 0.02;
     public string Variance { get; set; } = "fixedlarge";
+    /// <summary>What the network predicts: eps, x0, v or mu.</summary>
+    public string Prediction { get; set; } = "eps";
+    /// <summary>Training loss: simple (L_simple), vlb (the true bound) or hybrid (L_simple + VlbWeight L_vlb).</summary>
+    public string Loss { get; set; } = "simple";
+    /// <summary>lambda of the hybrid loss.</summary>
+    public double VlbWeight { get; set; } = Ddpm.Diffusion.GaussianDiffusion.DefaultVlbWeight;
+    /// <summary>How t is drawn: uniform, or importance (loss-aware, with loss weights 1 / (T p_t)).</summary>
+    public string TimestepSampler { get; set; } = "uniform";
+    /// <summary>The recipe the settings started from (ho2020 or improved), for the record; null when none.</summary>
+    public string? Recipe { get; set; }
 
     // Optimisation
     public int BatchSize { get; set; } = 64;
@@ -144,6 +154,11 @@ public sealed class TrainConfig
         Check(Threads >= 0, $"--threads {Threads}: must not be negative");
         DiffusionFactory.ParseSchedule(Schedule);
         DiffusionFactory.ParseVariance(Variance);
+        DiffusionFactory.ParsePrediction(Prediction);
+        DiffusionFactory.ParseLoss(Loss);
+        DiffusionFactory.ParseTimestepSampler(TimestepSampler);
+        Check(VlbWeight >= 0 && double.IsFinite(VlbWeight), $"--vlb-weight {VlbWeight}: must be 0 or positive");
+        DiffusionFactory.CheckCombination(this);
         Model?.Validate();
     }
 }

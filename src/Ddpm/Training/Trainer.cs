@@ -24,7 +24,7 @@ public sealed record TrainResult(long Step, bool Interrupted, string CheckpointD
 public readonly record struct StepStats(long Step, double Loss, double GradNorm, double LearningRate);
 
 /// <summary>
-/// Trains an eps-predicting U-Net with L_simple (Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
+/// Trains a U-Net with the diffusion's loss (by default eps prediction and L_simple, Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
 /// global-norm gradient clipping, an EMA of the parameters, a run folder with config, metrics, TensorBoard
 /// events, sample grids and atomic checkpoints. Each step's randomness is a pure function of (seed, step), so a
 /// resumed run reproduces an uninterrupted one exactly.
@@ -47,6 +47,7 @@ public sealed class Trainer : IDisposable
     private readonly Adam _optimizer;
     private readonly Ema _ema;
     private readonly BatchSampler _batches;
+    private readonly ITimestepSampler _timesteps;
     private readonly bool _ownsData;
 
     private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device)
@@ -71,6 +72,7 @@ public sealed class Trainer : IDisposable
         _optimizer = optim.Adam(Model.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
         Diffusion = DiffusionFactory.Diffusion(config);
         _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
+        _timesteps = DiffusionFactory.TimestepSampler(config);
     }
 
     /// <summary>Fills in what the configuration leaves open (the network from the preset, the data's size).</summary>
@@ -79,6 +81,7 @@ public sealed class Trainer : IDisposable
         var c = config.Clone();
         c.Model ??= Presets.Get(c.Preset, data.Height, data.Channels);
         if (c.Dropout is double d) c.Model.Dropout = d;
+        DiffusionFactory.ConfigureOutputChannels(c.Model, c);
         c.ImageSize = data.Height;
         c.Channels = data.Channels;
         c.Validate();
@@ -139,6 +142,8 @@ public sealed class Trainer : IDisposable
             CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
             CheckpointStore.LoadOptimizer(trainer._optimizer, Path.Combine(dir, CheckpointStore.OptimizerFile));
             trainer.Step = state.Step;
+            if (trainer._timesteps is LossAwareTimestepSampler lossAware && state.TimestepSampler is not null)
+                lossAware.SetState(state.TimestepSampler, Path.Combine(dir, CheckpointStore.StateFile));
             MetricsLog.TruncateAfter(runDir, state.Step);
             AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), config.ToJson());
             return trainer;
@@ -151,7 +156,10 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>One update of Algorithm 1: x0 from the data, t ~ U{0..T-1}, eps ~ N(0, I), descend on ||eps - eps_theta||^2.</summary>
+    /// <summary>
+    /// One update of Algorithm 1: x0 from the data, t from the timestep sampler (U{0..T-1} by default), eps ~ N(0, I),
+    /// descend on the diffusion's loss (||eps - eps_theta||^2 by default), weighted per example by the sampler.
+    /// </summary>
     public StepStats TrainStep()
     {
         using var scope = NewDisposeScope();
@@ -162,7 +170,7 @@ public sealed class Trainer : IDisposable
 
         var x0 = _batches.GetBatch(Data, step);
         if (Config.RandomFlip) x0 = Augment.RandomHorizontalFlip(x0, gen);
-        var t = randint(0, Diffusion.Timesteps, new long[] { x0.shape[0] }, dtype: ScalarType.Int64, generator: gen);
+        var (t, weights) = _timesteps.Sample((int)x0.shape[0], gen);
         var noise = randn(x0.shape, generator: gen);
         x0 = x0.to(Device);
         t = t.to(Device);
@@ -170,7 +178,9 @@ public sealed class Trainer : IDisposable
 
         Model.train();
         _optimizer.zero_grad();
-        var loss = Diffusion.TrainingLosses(Model, x0, t, noise).mean();
+        var losses = Diffusion.TrainingLosses(Model, x0, t, noise);
+        var loss = weights is null ? losses.mean() : (losses * weights.to(Device)).mean();
+        _timesteps.Update(t, losses.detach());
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue))
             throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower --lr or keep --grad-clip on)");
@@ -190,7 +200,11 @@ public sealed class Trainer : IDisposable
     /// <summary>Writes a checkpoint of the current state and returns its folder.</summary>
     public string SaveCheckpoint()
     {
-        var state = new CheckpointState { Step = Step, Seed = Config.Seed, Config = Config };
+        var state = new CheckpointState
+        {
+            Step = Step, Seed = Config.Seed, Config = Config,
+            TimestepSampler = (_timesteps as LossAwareTimestepSampler)?.GetState(),
+        };
         return CheckpointStore.Save(RunDir, state, Model, EmaModel, _optimizer, Config.KeepCheckpoints);
     }
 

@@ -65,4 +65,53 @@ public class NllCliTests
         Assert.Contains("--count 9", tooMany.Err);
         Assert.Single(tooMany.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    [Fact]
+    public void ImprovedRecipeTrainsSamplesAndMeasuresALearnedVarianceModel()
+    {
+        var dir = TestUtil.TempDir();
+        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
+        using (var data = TestUtil.TinyData(count: 8))
+            Idx.WriteImages(idx, data.Images, gzip: true);
+        var config = TestUtil.TinyConfig(steps: 2);
+        config.Data = idx;
+        var cfgPath = Path.Combine(dir, "cfg.json");
+        File.WriteAllText(cfgPath, config.ToJson());
+        var run = Path.Combine(dir, "run");
+        // The recipe's settings, with T from the file and one option overridden explicitly.
+        var train = Run("train", "--config", cfgPath, "--recipe", "improved", "--prediction", "v", "--run-dir", run, "--no-progress");
+        Assert.True(train.Code == 0, train.Err + train.Out);
+        Assert.Contains("variance learned-range, loss hybrid", train.Out);
+        var saved = TrainConfig.Load(Path.Combine(run, Trainer.ConfigFile));
+        Assert.Equal(("cosine", "v", "learned-range", "hybrid", "improved", 12), (saved.Schedule, saved.Prediction, saved.Variance, saved.Loss, saved.Recipe, saved.Timesteps));
+        Assert.Equal(2, saved.Model!.EffectiveOutChannels);
+
+        var grid = Path.Combine(dir, "grid.png");
+        var sample = Run("sample", "--checkpoint", run, "--count", "2", "--output", grid, "--no-progress");
+        Assert.True(sample.Code == 0, sample.Err);
+        var json = Path.Combine(dir, "nll.json");
+        var nll = Run("nll", "--checkpoint", run, "--count", "3", "--output", json, "--no-progress");
+        Assert.True(nll.Code == 0, nll.Err);
+        Assert.Contains("LearnedRange", nll.Out);
+        var report = NllReport.FromJson(File.ReadAllText(json));
+        Assert.True(double.IsFinite(report.BitsPerDim.Mean) && report.BitsPerDim.Mean > 0);
+
+        var resume = Run("train", "--resume", run, "--recipe", "ho2020");
+        Assert.Equal(1, resume.Code);
+        Assert.Contains("--recipe", resume.Err);
+    }
+
+    [Theory]
+    [InlineData("--variance", "learned", "--loss", "simple")]
+    [InlineData("--loss", "hybrid", "--variance", "fixedsmall")]
+    [InlineData("--prediction", "z", "--loss", "simple")]
+    [InlineData("--timestep-sampler", "random", "--loss", "simple")]
+    [InlineData("--recipe", "ddim", "--loss", "simple")]
+    public void BadDiffusionOptionsAreOneLineErrors(params string[] args)
+    {
+        var (code, _, err) = Run(new[] { "train", "--steps", "1" }.Concat(args).ToArray());
+        Assert.Equal(1, code);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: --", err);
+    }
 }

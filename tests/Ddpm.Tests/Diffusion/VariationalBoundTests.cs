@@ -199,6 +199,47 @@ public class VariationalBoundTests
     }
 
     [Theory]
+    [InlineData(VarianceType.Learned, -7.0)]
+    [InlineData(VarianceType.LearnedRange, 0.3)]
+    [InlineData(VarianceType.LearnedRange, -1.0)]
+    public void LearnedVarianceBoundEqualsTheClosedForm(VarianceType variance, double value)
+    {
+        // The x_0 prediction is exact, the variance channels hold a constant: each KL is the variance mismatch alone and
+        // the decoder is the bin mass of N(x_0, sigma_0^2), with log sigma_t^2 = value (Learned) or
+        // frac log(beta_t) + (1 - frac) log(beta~_t), frac = (value + 1) / 2 (LearnedRange).
+        using var scope = NewDisposeScope();
+        var s = NoiseSchedule.Linear(100, 1e-3, 0.2);
+        using var d = new GaussianDiffusion(s, variance, loss: LossType.Vlb);
+        var x0 = FixedImage(2);
+        using var exact = ExactModel(s, x0);
+        using var model = new FuncModel((xt, t) => cat(new[] { exact.call(xt, t), full_like(xt, (float)value) }, 1));
+        using var terms = d.CalcBpdLoop(model, x0, seed: 2);
+        double LogVar(int t) => variance == VarianceType.Learned ? value
+            : (value + 1) / 2 * Math.Log(s.Betas[t]) + (1 - (value + 1) / 2) * s.PosteriorLogVarianceClipped[t];
+        double klSum = 0;
+        for (int t = 1; t < s.Timesteps; t++)
+        {
+            double lvq = s.PosteriorLogVarianceClipped[t], lvp = LogVar(t);
+            klSum += 0.5 * (-1 + lvp - lvq + Math.Exp(lvq - lvp)) / Ln2;
+        }
+        double sd = Math.Exp(0.5 * LogVar(0)), h = 1 / 255.0, decoder = 0;
+        var pixels = D(x0[0].flatten());
+        foreach (var x in pixels)
+        {
+            double p = x < -0.999 || x > 0.999 ? PhiApprox(h / sd) : PhiApprox(h / sd) - PhiApprox(-h / sd);
+            decoder += -Math.Log(Math.Max(p, 1e-12)) / Ln2;
+        }
+        decoder /= pixels.Length;
+        var kl = D(terms.Kl); var dec = D(terms.Decoder);
+        for (int i = 0; i < 2; i++)
+        {
+            Near(klSum, kl[i], 2e-4 * Math.Max(1, klSum), $"sum of KL terms, image {i}");
+            Near(decoder, dec[i], 1e-4 * Math.Max(1, decoder), $"decoder, image {i}");
+        }
+        if (value == -1.0) Assert.True(Math.Abs(klSum) < 1e-12, "v = -1 is the posterior variance: no KL");
+    }
+
+    [Theory]
     [InlineData(VarianceType.FixedSmall)]
     [InlineData(VarianceType.FixedLarge)]
     public void GaussianDataWithTheBayesModelHasTheExpectedKlAtEachStep(VarianceType variance)
