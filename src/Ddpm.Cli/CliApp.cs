@@ -12,6 +12,7 @@ public static class CliApp
         {
             TrainCommand.Create(ctx),
             SampleCommand.Create(ctx),
+            InterpolateCommand.Create(ctx),
             DiffuseCommand.Create(ctx),
             ScheduleCommand.Create(ctx),
             InfoCommand.Create(ctx),
