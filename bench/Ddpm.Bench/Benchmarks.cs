@@ -97,6 +97,19 @@ public static class Benchmarks
                 Line(string.Format(inv, "sampling: {0:F2} denoising steps/s at batch 64 ({1:F1} images/s through all {2} steps; {3:F1} min for 64 images)",
                     sps, sps * 64 / trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps / sps / 60));
                 t.Dispose();
+
+                // 3b. The fast samplers through their whole loop (x_T, model, update) at batch 64.
+                foreach (var kind in new[] { SamplerKind.Ddim, SamplerKind.DpmSolver })
+                {
+                    var settings = new SamplerSettings { Kind = kind, Steps = Math.Min(o.SampleSteps, trainer.Diffusion.Timesteps) };
+                    int steps = settings.ResolveTimesteps(trainer.Diffusion.Schedule).Length;
+                    sw.Restart();
+                    using (Sampler.Sample(trainer.Diffusion, trainer.EmaModel, shape, settings, new SamplerOptions())) { }
+                    double kindSps = steps / sw.Elapsed.TotalSeconds;
+                    int defaultSteps = SamplerSettings.DefaultSteps(kind, trainer.Diffusion.Timesteps);
+                    Line(string.Format(inv, "sampling {0}: {1:F2} steps/s at batch 64 ({2:F1} s for 64 images at its default {3} steps)",
+                        SamplerSettings.Name(kind), kindSps, defaultSteps / kindSps, defaultSteps));
+                }
             }
 
             // 4. Memory soak: many small steps; live tensors and resident memory must stay flat.

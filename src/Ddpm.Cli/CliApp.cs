@@ -13,6 +13,7 @@ public static class CliApp
             TrainCommand.Create(ctx),
             SampleCommand.Create(ctx),
             NllCommand.Create(ctx),
+            InterpolateCommand.Create(ctx),
             DiffuseCommand.Create(ctx),
             ScheduleCommand.Create(ctx),
             InfoCommand.Create(ctx),

@@ -61,26 +61,41 @@ public sealed class DdpmPipeline : IDisposable
     public long[] ImageShape(int count) => new long[] { count, Config.Model!.InChannels, Config.Model.ImageSize, Config.Model.ImageSize };
 
     /// <summary>
-    /// Generates <paramref name="count"/> images in batches of <paramref name="batchSize"/>. Batch i is drawn with
-    /// seed (seed + i), so the same seed and batch size give the same images. Returns (count, C, H, W) in [-1, 1] on the CPU.
+    /// Generates <paramref name="count"/> images with DDPM's ancestral sampler over all T steps, in batches of
+    /// <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same seed and batch size give the
+    /// same images. Returns (count, C, H, W) in [-1, 1] on the CPU.
     /// </summary>
     public Tensor Sample(int count, long seed, int batchSize = 64, bool clipDenoised = true,
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default) =>
+        Sample(count, seed, new SamplerSettings(), new SamplerOptions { ClipDenoised = clipDenoised }, batchSize, progress, cancellationToken);
+
+    /// <summary>
+    /// Generates <paramref name="count"/> images with any sampler (<paramref name="sampler"/>: kind, steps or
+    /// timesteps, eta) and x_0 thresholding (<paramref name="options"/>; its seed and trajectory settings are ignored),
+    /// in batches of <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same seed, sampler and
+    /// batch size give the same images. Progress counts denoising steps over all batches.
+    /// Returns (count, C, H, W) on the CPU.
+    /// </summary>
+    public Tensor Sample(int count, long seed, SamplerSettings sampler, SamplerOptions options, int batchSize = 64,
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(sampler);
+        ArgumentNullException.ThrowIfNull(options);
         if (count < 1) throw new DdpmException($"--count {count}: must be at least 1");
         if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
+        int steps = sampler.ResolveTimesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
         int batches = (count + batchSize - 1) / batchSize;
-        int total = batches * Diffusion.Timesteps;
+        int total = batches * steps;
         try
         {
             for (int b = 0; b < batches; b++)
             {
                 int n = Math.Min(batchSize, count - b * batchSize);
-                int offset = b * Diffusion.Timesteps;
+                int offset = b * steps;
                 var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((offset + done, total)));
-                using var result = AncestralSampler.Sample(Diffusion, Model, ImageShape(n),
-                    new SamplerOptions { Seed = seed + b, ClipDenoised = clipDenoised }, Device, inner, cancellationToken);
+                var batchOptions = WithSeed(options, seed + b);
+                using var result = Sampler.Sample(Diffusion, Model, ImageShape(n), sampler, batchOptions, Device, inner, cancellationToken);
                 parts.Add(result.Samples.detach().clone());
             }
             return cat(parts, 0);
@@ -90,6 +105,30 @@ public sealed class DdpmPipeline : IDisposable
             foreach (var p in parts) p.Dispose();
         }
     }
+
+    /// <summary>
+    /// <paramref name="frames"/> images along the spherical interpolation between the noises of seeds A and B, decoded
+    /// with deterministic DDIM over <paramref name="steps"/> evenly spaced timesteps (see
+    /// <see cref="Interpolation.Interpolate"/>). Returns (frames, C, H, W) on the CPU.
+    /// </summary>
+    public Tensor Interpolate(long seedA, long seedB, int frames, int steps, SamplerOptions options,
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var timesteps = TimestepSelection.EvenlySpaced(Diffusion.Timesteps, steps);
+        var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((done, timesteps.Length)));
+        using var result = Interpolation.Interpolate(Diffusion, Model, ImageShape(1), seedA, seedB, frames, timesteps,
+            WithSeed(options, seedA), Device, inner, cancellationToken);
+        return result.Samples.detach().clone();
+    }
+
+    private static SamplerOptions WithSeed(SamplerOptions o, long seed) => new()
+    {
+        Seed = seed,
+        Threshold = o.Threshold,
+        DynamicThresholdQuantile = o.DynamicThresholdQuantile,
+        DynamicThresholdMax = o.DynamicThresholdMax,
+    };
 
     public void Dispose()
     {

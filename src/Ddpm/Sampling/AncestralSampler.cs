@@ -4,56 +4,10 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
-/// <summary>Options of <see cref="AncestralSampler.Sample"/>.</summary>
-public sealed class SamplerOptions
-{
-    /// <summary>Seed of the sampler's own generator; the same seed gives the same samples on any device.</summary>
-    public long Seed { get; set; } = 0;
-
-    /// <summary>Clip the predicted x_0 to [-1, 1] at every step (the paper's sampler does).</summary>
-    public bool ClipDenoised { get; set; } = true;
-
-    /// <summary>
-    /// 0 keeps no trajectory; k &gt; 0 keeps x_t and the predicted x_0 at every 0-based t with t % k == 0,
-    /// plus the final sample (as a frame with T = -1).
-    /// </summary>
-    public int KeepEvery { get; set; } = 0;
-}
-
 /// <summary>
-/// One kept step of a trajectory, on the CPU. For T &gt;= 0: Xt is the state fed to the model at 0-based step T
-/// (the paper's x_{T+1}) and PredX0 the x_0 the model predicted from it. The final frame has T = -1: Xt is the
-/// final sample (the paper's x_0) and PredX0 the prediction made at step 0.
+/// The ancestral sampler of DDPM (Algorithm 2): x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) down to x_0, over all
+/// T steps or over a respaced subset of them (improved DDPM, section 4).
 /// </summary>
-public sealed record TrajectoryFrame(int T, Tensor Xt, Tensor PredX0);
-
-/// <summary>The samples and the optional trajectory, all on the CPU; disposing it frees every tensor.</summary>
-public sealed class SampleResult : IDisposable
-{
-    public SampleResult(Tensor samples, IReadOnlyList<TrajectoryFrame> trajectory)
-    {
-        Samples = samples;
-        Trajectory = trajectory;
-    }
-
-    /// <summary>The final samples x_0, float32, of the requested shape.</summary>
-    public Tensor Samples { get; }
-
-    /// <summary>Kept frames in sampling order (T descending, the final frame T = -1 last); empty when none were kept.</summary>
-    public IReadOnlyList<TrajectoryFrame> Trajectory { get; }
-
-    public void Dispose()
-    {
-        Samples.Dispose();
-        foreach (var f in Trajectory)
-        {
-            f.Xt.Dispose();
-            f.PredX0.Dispose();
-        }
-    }
-}
-
-/// <summary>The ancestral sampler of DDPM (Algorithm 2): x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) down to x_0.</summary>
 public static class AncestralSampler
 {
     /// <summary>
@@ -77,69 +31,57 @@ public static class AncestralSampler
     {
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(options);
-        if (shape.Length < 2 || shape.Any(d => d < 1))
-            throw new DdpmException($"sampler: shape [{string.Join(", ", shape)}] must have rank >= 2 (batch first) and positive sizes");
-        if (options.KeepEvery < 0)
-            throw new DdpmException($"sampler: KeepEvery = {options.KeepEvery} must be >= 0");
-
-        device ??= model.parameters().Select(p => p.device).FirstOrDefault() ?? CPU;
-        int steps = diffusion.Timesteps;
-        int keep = options.KeepEvery;
-        long n = shape[0];
-
-        bool wasTraining = model.training;
-        model.eval();
-        try
-        {
-            using var outer = torch.NewDisposeScope();
-            using var noGrad = torch.no_grad();
-            using var generator = new Generator(unchecked((ulong)options.Seed), CPU);
-
-            var frames = new List<TrajectoryFrame>();
-            Tensor x = Normal(shape, generator, device);
-            for (int t = steps - 1; t >= 0; t--)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                Tensor next;
-                using (var step = torch.NewDisposeScope())
-                {
-                    var tt = torch.full(new[] { n }, (long)t, dtype: ScalarType.Int64, device: device);
-                    var noise = Normal(shape, generator, device);
-                    var (sample, predX0) = diffusion.PSample(model, x, tt, noise, options.ClipDenoised);
-                    if (keep > 0 && t % keep == 0)
-                        frames.Add(new TrajectoryFrame(t, CpuCopy(x).MoveToOuterDisposeScope(), CpuCopy(predX0).MoveToOuterDisposeScope()));
-                    if (keep > 0 && t == 0)
-                        frames.Add(new TrajectoryFrame(-1, CpuCopy(sample).MoveToOuterDisposeScope(), CpuCopy(predX0).MoveToOuterDisposeScope()));
-                    next = sample.MoveToOuterDisposeScope();
-                }
-                x.Dispose();
-                x = next;
-                progress?.Report(steps - t);
-            }
-
-            var samples = CpuCopy(x).MoveToOuterDisposeScope();
-            foreach (var f in frames)
-            {
-                f.Xt.MoveToOuterDisposeScope();
-                f.PredX0.MoveToOuterDisposeScope();
-            }
-            return new SampleResult(samples, frames);
-        }
-        finally
-        {
-            if (wasTraining) model.train();
-        }
+        var visited = Enumerable.Range(0, diffusion.Timesteps).Reverse().ToArray();
+        return SamplingLoop.Run(model, shape, null, options, visited,
+            (k, x, noise) => PStep(diffusion, model, x, visited[k], noise(), options),
+            device, progress, cancellationToken);
     }
 
-    /// <summary>N(0, I) drawn on the CPU from the sampler's generator, then moved to the device.</summary>
-    private static Tensor Normal(long[] shape, Generator generator, Device device)
+    /// <summary>
+    /// The ancestral sampler over a subset of the timesteps (any order; each in [0, T-1] once): the diffusion is
+    /// respaced to them (<see cref="RespacedDiffusion"/>, betas recomputed for the subset), the model receives the
+    /// original timesteps, and the last step goes to alpha_bar_prev = 1. With every timestep kept the samples equal
+    /// those of the full sampler. Trajectory frames carry the original timesteps; everything else is as in the full
+    /// sampler.
+    /// </summary>
+    public static SampleResult Sample(
+        GaussianDiffusion diffusion,
+        nn.Module<Tensor, Tensor, Tensor> model,
+        long[] shape,
+        IEnumerable<int> timesteps,
+        SamplerOptions options,
+        Device? device = null,
+        IProgress<int>? progress = null,
+        CancellationToken cancellationToken = default)
     {
-        var z = torch.randn(shape, dtype: ScalarType.Float32, device: CPU, generator: generator);
-        return device.type == DeviceType.CPU ? z : z.to(device);
+        ArgumentNullException.ThrowIfNull(diffusion);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        using var respaced = RespacedDiffusion.Create(diffusion, timesteps);
+        using var mapped = respaced.WrapModel(model);
+        int count = respaced.Timesteps.Count;
+        var visited = respaced.Timesteps.Reverse().ToArray();
+        return SamplingLoop.Run(model, shape, null, options, visited,
+            (k, x, noise) => PStep(respaced.Diffusion, mapped, x, count - 1 - k, noise(), options),
+            device, progress, cancellationToken);
     }
 
-    /// <summary>A CPU tensor that shares nothing with the input's lifetime.</summary>
-    private static Tensor CpuCopy(Tensor x) => x.device_type == DeviceType.CPU ? x.clone() : x.cpu();
+    /// <summary>
+    /// x_{t-1} = mu_theta(x_t, t) + [t != 0] sigma_t z (Algorithm 2) with the predicted x_0 clipped, dynamically
+    /// thresholded or left alone; mu_theta is the posterior mean given that x_0 (eqs. 7, 11).
+    /// </summary>
+    private static (Tensor Next, Tensor PredX0) PStep(
+        GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, Tensor x, int t, Tensor noise, SamplerOptions options)
+    {
+        var tt = SamplingLoop.Timestep(x.shape[0], t, x.device);
+        if (options.Threshold != X0Threshold.Dynamic)
+            return diffusion.PSample(model, x, tt, noise, options.Threshold == X0Threshold.Clip);
+
+        var (_, _, logVariance, predX0) = diffusion.PMeanVariance(model, x, tt, clipDenoised: false);
+        var x0 = Thresholding.Apply(predX0, options);
+        var (mean, _, _) = diffusion.PosteriorMeanVariance(x0, x, tt);
+        var next = t == 0 ? mean : mean + (0.5 * logVariance).exp() * noise;
+        return (next, x0);
+    }
 }

@@ -1,0 +1,139 @@
+using Ddpm.Cli;
+using Ddpm.Data;
+using Ddpm.Imaging;
+using Ddpm.Pipelines;
+using Ddpm.Sampling;
+using static TorchSharp.torch;
+
+namespace Ddpm.Tests.Sampling;
+
+/// <summary>A tiny trained run (T = 12, 8x8 grey images), made once for the CLI tests.</summary>
+public sealed class TinyRun : IDisposable
+{
+    public string Dir { get; } = TestUtil.TempDir();
+    public string Run => Path.Combine(Dir, "run");
+
+    public TinyRun()
+    {
+        var idx = Path.Combine(Dir, "images-idx3-ubyte.gz");
+        using (var data = TestUtil.TinyData(count: 16))
+            Idx.WriteImages(idx, data.Images, gzip: true);
+        var config = TestUtil.TinyConfig(steps: 2);
+        config.Data = idx;
+        var cfgPath = Path.Combine(Dir, "cfg.json");
+        File.WriteAllText(cfgPath, config.ToJson());
+        var (code, _, err) = SamplerCliTests.Cli("train", "--config", cfgPath, "--run-dir", Run, "--no-progress", "--threads", "2");
+        if (code != 0) throw new InvalidOperationException(err);
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
+    }
+}
+
+public class SamplerCliTests : IClassFixture<TinyRun>
+{
+    private readonly TinyRun _run;
+    public SamplerCliTests(TinyRun run) => _run = run;
+
+    internal static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private string Out(string name) => Path.Combine(_run.Dir, name);
+
+    [Theory]
+    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), eta 0.5")]
+    [InlineData("dpm-solver", new[] { "--steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
+    [InlineData("dpm-solver", new string[0], "dpm-solver, 12 of 12 steps (logsnr)")]
+    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even)")]
+    [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
+    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), eta 0")]
+    public void SampleWithEachSampler(string sampler, string[] extra, string description)
+    {
+        var grid = Out($"{sampler}-{Guid.NewGuid():N}.png");
+        var args = new[] { "sample", "--checkpoint", _run.Run, "--count", "3", "--output", grid, "--no-progress", "--sampler", sampler }.Concat(extra).ToArray();
+        var (code, output, err) = Cli(args);
+        Assert.True(code == 0, err);
+        Assert.Contains(description, output);
+        Assert.True(File.Exists(grid));
+    }
+
+    [Fact]
+    public void DeterministicDdimGivesTheSameImagesForTheSameSeed()
+    {
+        string Sample(string seed)
+        {
+            var grid = Out($"ddim-{Guid.NewGuid():N}.png");
+            var (code, _, err) = Cli("sample", "-c", _run.Run, "-n", "2", "-o", grid, "--no-progress", "--sampler", "ddim", "--steps", "4", "--seed", seed);
+            Assert.True(code == 0, err);
+            return Convert.ToBase64String(File.ReadAllBytes(grid));
+        }
+        Assert.Equal(Sample("3"), Sample("3"));
+        Assert.NotEqual(Sample("3"), Sample("4"));
+    }
+
+    [Fact]
+    public void InterpolateWritesARowWhoseEndsAreTheSeedsSamples()
+    {
+        var grid = Out("interp.png");
+        var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid, "--no-progress");
+        Assert.True(code == 0, err);
+        Assert.Contains("4 frames, ddim 6 of 12 steps", output);
+        using (var png = ImageIO.LoadPng(grid))
+            Assert.True(png.shape[2] > 3 * png.shape[1], $"a row: {string.Join("x", png.shape)}");
+
+        using var pipe = DdpmPipeline.Load(_run.Run, CPU);
+        var options = new SamplerOptions();
+        using var row = pipe.Interpolate(5, 6, 4, 6, options);
+        using var a = pipe.Sample(1, 5, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
+        using var b = pipe.Sample(1, 6, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
+        Assert.Equal(new long[] { 4, 1, 8, 8 }, row.shape);
+        Assert.True(row[0].allclose(a[0], rtol: 1e-4, atol: 1e-5));
+        Assert.True(row[3].allclose(b[0], rtol: 1e-4, atol: 1e-5));
+    }
+
+    [Fact]
+    public void PipelineProgressCountsTheChosenSteps()
+    {
+        using var pipe = DdpmPipeline.Load(_run.Run, CPU);
+        var reports = new List<(int Done, int Total)>();
+        using var images = pipe.Sample(5, 0, new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 4 }, new SamplerOptions(), batchSize: 2,
+            progress: new Ddpm.Runtime.SyncProgress<(int, int)>(reports.Add));
+        Assert.Equal(new long[] { 5, 1, 8, 8 }, images.shape);
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => (i, 12)), reports);
+    }
+
+    [Theory]
+    [InlineData("sample", "--steps", "13")]
+    [InlineData("sample", "--sampler", "ddim", "--eta", "-1")]
+    [InlineData("sample", "--sampler", "ddim", "--eta", "2")]
+    [InlineData("sample", "--eta", "0.5")]
+    [InlineData("sample", "--sampler", "euler")]
+    [InlineData("sample", "--timesteps", "1,1")]
+    [InlineData("sample", "--timesteps", "0,12")]
+    [InlineData("sample", "--steps", "4", "--timesteps", "0,5")]
+    [InlineData("sample", "--spacing", "karras")]
+    [InlineData("sample", "--threshold", "soft")]
+    [InlineData("sample", "--threshold", "dynamic", "--no-clip")]
+    [InlineData("sample", "--threshold", "dynamic", "--dynamic-max", "0.5")]
+    [InlineData("interpolate", "--frames", "1")]
+    [InlineData("interpolate", "--steps", "0")]
+    [InlineData("interpolate", "--steps", "13")]
+    [InlineData("interpolate", "-o", "row.jpg")]
+    public void ImpossibleValuesAreOneLineErrors(params string[] args)
+    {
+        var full = new[] { args[0], "--checkpoint", _run.Run, "--no-progress" }.Concat(args.Skip(1)).ToArray();
+        if (args[0] == "sample") full = full.Concat(new[] { "-o", Out("never.png") }).ToArray();
+        var (code, _, err) = Cli(full);
+        Assert.Equal(1, code);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("error: --", lines[0]);
+    }
+}
