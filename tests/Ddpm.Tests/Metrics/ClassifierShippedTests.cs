@@ -68,10 +68,10 @@ public class ClassifierShippedTests
         using var extractor = ClassifierFeatureExtractor.Load("mnist");
         Assert.Equal("classifier/mnist", extractor.Name);
         Assert.Equal("FD_classifier(mnist)", extractor.DistanceName);
-        using var digits = DatasetLoader.Load(MnistPath, maxCount: 1500);
+        using var digits = DatasetLoader.Load(MnistPath, maxCount: 1000);
         using var scope = NewDisposeScope();
         var real = FeatureExtraction.ExtractAll(extractor, digits.Images).Features;
-        Assert.Equal(new long[] { 1500, extractor.FeatureDims }, real.shape);
+        Assert.Equal(new long[] { 1000, extractor.FeatureDims }, real.shape);
 
         double floor = DomainScores.RealFloor(real, 500, seed: 0);
         using var gen = new Generator(4);

@@ -19,7 +19,7 @@ public class ClassifierTrainingTests
     [Fact]
     public void SameSeedGivesIdenticalWeightsAndAnotherSeedDifferentOnes()
     {
-        using var data = Digits(256);
+        using var data = Digits(128);
         using var scope = NewDisposeScope();
         Dictionary<string, Tensor> Run(long seed)
         {
@@ -178,21 +178,21 @@ public class ClassifierTrainingTests
     public void CliTrainsWritesBothFilesAndEvaluatesThem()
     {
         var dir = TestUtil.TempDir();
-        // 300 labelled digits as their own IDX pair, so that eval --last 100 sees the images train --holdout 100 held out.
+        // 200 labelled digits as their own IDX pair, so that eval --last 100 sees the images train --holdout 100 held out.
         var images = Path.Combine(dir, "images-idx3-ubyte");
-        using (var digits = Digits(300))
+        using (var digits = Digits(200))
         {
             Idx.WriteImages(images, digits.Images, gzip: false);
             Idx.WriteLabels(Path.Combine(dir, "labels-idx1-ubyte"), digits.Labels!, gzip: false);
         }
         var output = Path.Combine(dir, "clf.safetensors");
         var (code, stdout, err) = Cli("classifier", "train", "--data", images, "--holdout", "100", "--output", output,
-            "--name", "digits", "--epochs", "2", "--batch-size", "25", "--no-progress");
+            "--name", "digits", "--epochs", "2", "--batch-size", "50", "--no-progress");
         Assert.True(code == 0, err);
         Assert.Contains("held-out accuracy", stdout);
         var info = ClassifierInfo.FromJson(File.ReadAllText(Path.Combine(dir, "clf.json")), "clf.json");
         Assert.Equal("digits", info.Dataset);
-        Assert.Equal(200, info.TrainImages);
+        Assert.Equal(100, info.TrainImages);
         Assert.Equal(100, info.HeldOutImages);
         Assert.Contains("--holdout 100", info.Command);
         Assert.Contains("--epochs 2", info.Command);
