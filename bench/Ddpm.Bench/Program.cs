@@ -1,7 +1,8 @@
 using Ddpm.Bench;
 
 // Benchmarks of the default preset: training throughput against the machine's matmul rate, sampling speed,
-// and memory over many steps. Usage: dotnet run --project bench/Ddpm.Bench -c Release -- [--steps N] [--preset P]
+// memory over many steps, and the offline classifier's feature extraction.
+// Usage: dotnet run --project bench/Ddpm.Bench -c Release -- [--steps N] [--preset P] [--threads N] [--classifier-only]
 var options = BenchOptions.Parse(args);
 var report = Benchmarks.Run(options, Console.Out);
 Console.WriteLine();

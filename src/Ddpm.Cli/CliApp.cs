@@ -17,6 +17,7 @@ public static class CliApp
             DiffuseCommand.Create(ctx),
             ScheduleCommand.Create(ctx),
             InfoCommand.Create(ctx),
+            ClassifierCommand.Create(ctx),
         };
         root.Options.Add(CommonOptions.Verbose);
         return root;
