@@ -24,6 +24,11 @@ public sealed class BenchOptions
     public int Threads { get; set; }
     /// <summary>Measure only the offline classifier's feature extraction.</summary>
     public bool ClassifierOnly { get; set; }
+    /// <summary>Also measure FID Inception feature extraction (--inception), or only that (--inception-only).</summary>
+    public bool Inception { get; set; }
+    public bool InceptionOnly { get; set; }
+    public int InceptionBatch { get; set; } = 50;
+    public int InceptionBatches { get; set; } = 2;
 
     public static BenchOptions Parse(string[] args)
     {
@@ -41,6 +46,10 @@ public sealed class BenchOptions
                 case "--sample-steps": o.SampleSteps = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--threads": o.Threads = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--classifier-only": o.ClassifierOnly = true; break;
+                case "--inception": o.Inception = true; break;
+                case "--inception-only": o.Inception = o.InceptionOnly = true; break;
+                case "--inception-batch": o.InceptionBatch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--inception-batches": o.InceptionBatches = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
@@ -67,6 +76,8 @@ public static class Benchmarks
         // 1. The machine's reference rate: fp32 matmul 1024x1024.
         double matmulGflops = MatmulGflops();
         Line(string.Format(inv, "matmul 1024x1024 fp32: {0:F1} GFLOP/s", matmulGflops));
+        if (o.Inception) InceptionBenchmark.Run(o, Line);
+        if (o.InceptionOnly) return sb.ToString();
 
         // 2. Training throughput at the default batch.
         var dataPath = FindBundledData();
