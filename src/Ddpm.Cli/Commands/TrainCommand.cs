@@ -61,6 +61,8 @@ public static class TrainCommand
         Bind<int>("--eval-count", $"Samples per evaluation (default {d.EvalCount})", (c, v) => c.EvalCount = v, onResume: true);
         Bind<int>("--eval-real-count", $"Training images the samples are compared with, at least 2x --eval-count (default {d.EvalRealCount})", (c, v) => c.EvalRealCount = v, onResume: true);
         Bind<string>("--eval-classifier", "Offline distance: auto, mnist, fashion-mnist, none, or a classifier weights file (default auto)", (c, v) => c.EvalClassifier = v, onResume: true);
+        Bind<string>("--eval-sampler", $"Sampler of the evaluation samples: ddpm, ddim or dpm-solver (default {d.EvalSampler})", (c, v) => c.EvalSampler = v, onResume: true);
+        Bind<int>("--eval-steps", "Steps of the evaluation sampler (default 0: its default, 20 for dpm-solver)", (c, v) => c.EvalSteps = v, onResume: true);
         Bind<string>("--inception-weights", "FID Inception weights (pt_inception-2015-12-05-6726825d.pth); FID is evaluated too when given", (c, v) => c.InceptionWeights = v, onResume: true);
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();

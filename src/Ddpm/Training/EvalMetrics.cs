@@ -1,5 +1,7 @@
 using Ddpm.Data;
 using Ddpm.Metrics;
+using Ddpm.Metrics.Classifier;
+using Ddpm.Metrics.Inception;
 using Ddpm.Sampling;
 using static TorchSharp.torch;
 
@@ -39,16 +41,24 @@ public static class EvalMetrics
         return channels == 1 ? "mnist" : null;
     }
 
-    private static IFeatureExtractor OpenClassifier(string nameOrPath, Device device) =>
-        throw new DdpmException($"--eval-classifier {nameOrPath}: the offline classifier is not built in yet");
+    private static IFeatureExtractor OpenClassifier(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
 
-    private static IFeatureExtractor OpenInception(string path, Device device) =>
-        throw new DdpmException($"--inception-weights {path}: the FID Inception network is not built in yet");
+    private static IFeatureExtractor OpenInception(string path, Device device) => InceptionFeatureExtractor.Load(path, InceptionFeatureExtractor.DefaultDims, device);
 
-    private static TrainingEvaluator.Generator Generator(TrainConfig config, Device device) =>
-        (model, diffusion, shape, seed, ct) =>
+    /// <summary>The evaluation sampler: <see cref="TrainConfig.EvalSampler"/> over <see cref="TrainConfig.EvalSteps"/> steps (0: the sampler's default).</summary>
+    public static SamplerSettings Sampler(TrainConfig config) => new()
+    {
+        Kind = SamplerSettings.ParseKind(config.EvalSampler),
+        Steps = config.EvalSteps > 0 ? config.EvalSteps : null,
+    };
+
+    private static TrainingEvaluator.Generator Generator(TrainConfig config, Device device)
+    {
+        var settings = Sampler(config);
+        return (model, diffusion, shape, seed, ct) =>
         {
-            using var result = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, device, null, ct);
+            using var result = Sampling.Sampler.Sample(diffusion, model, shape, settings, new SamplerOptions { Seed = seed }, device, null, ct);
             return result.Samples.detach().clone();
         };
+    }
 }

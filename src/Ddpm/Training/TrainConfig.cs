@@ -78,9 +78,9 @@ public sealed class TrainConfig
     public string EvalClassifier { get; set; } = "auto";
     /// <summary>FID Inception weights; FID is computed too when given.</summary>
     public string? InceptionWeights { get; set; }
-    /// <summary>Sampler for the evaluation samples.</summary>
-    public string EvalSampler { get; set; } = "ddpm";
-    /// <summary>Sampling steps of the evaluation sampler (0 = all T).</summary>
+    /// <summary>Sampler for the evaluation samples: ddpm, ddim or dpm-solver.</summary>
+    public string EvalSampler { get; set; } = "dpm-solver";
+    /// <summary>Sampling steps of the evaluation sampler (0 = the sampler's default: T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
     public int EvalSteps { get; set; }
 
     // Runtime (not part of the numerics)
@@ -150,7 +150,8 @@ public sealed class TrainConfig
         Check(EvalEvery >= 0, $"--eval-every {EvalEvery}: must not be negative");
         Check(EvalCount is >= 10 and <= 1_000_000, $"--eval-count {EvalCount}: must be between 10 and 1000000");
         Check(EvalRealCount >= 2 * EvalCount, $"--eval-real-count {EvalRealCount}: must be at least twice --eval-count ({2L * EvalCount}) for the real-vs-real floor");
-        Check(EvalSteps >= 0 && EvalSteps <= Timesteps, $"--eval-steps {EvalSteps}: must be between 0 (all) and --timesteps {Timesteps}");
+        Check(EvalSteps >= 0 && EvalSteps <= Timesteps, $"--eval-steps {EvalSteps}: must be between 0 (the sampler's default) and --timesteps {Timesteps}");
+        Sampling.SamplerSettings.ParseKind(EvalSampler);
         Check(Threads >= 0, $"--threads {Threads}: must not be negative");
         DiffusionFactory.ParseSchedule(Schedule);
         DiffusionFactory.ParseVariance(Variance);

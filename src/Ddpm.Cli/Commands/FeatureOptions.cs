@@ -1,0 +1,76 @@
+using System.CommandLine;
+using Ddpm.Metrics;
+using Ddpm.Metrics.Classifier;
+using Ddpm.Metrics.Inception;
+using Ddpm.Sampling;
+using static TorchSharp.torch;
+
+namespace Ddpm.Cli.Commands;
+
+/// <summary>--dims, --inception-weights and --download-inception: which FID Inception network to load.</summary>
+public sealed class InceptionOptions
+{
+    public Option<int> Dims { get; } = new("--dims") { Description = "Inception feature layer: 64, 192, 768 or 2048 (pool3, the standard)", DefaultValueFactory = _ => 2048 };
+    public Option<string?> Weights { get; } = new("--inception-weights")
+    {
+        Description = $"{InceptionWeights.FileName} (or .safetensors); default: ${InceptionWeights.EnvironmentVariable}, then the cache folder",
+    };
+    public Option<bool> Download { get; } = new("--download-inception") { Description = "Download the weights into the cache folder first (SHA-256 checked; needs the internet)" };
+
+    public static InceptionOptions Create() => new();
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Options.Add(Dims);
+        cmd.Options.Add(Weights);
+        cmd.Options.Add(Download);
+    }
+
+    public IFeatureExtractor Open(ParseResult parse, Device device)
+    {
+        string? path = parse.GetValue(Weights);
+        InceptionFeatureExtractor.TapFor(parse.GetValue(Dims));
+        if (parse.GetValue(Download) && path is null)
+            path = InceptionWeights.DownloadAsync().GetAwaiter().GetResult();
+        return InceptionFeatureExtractor.Load(path, parse.GetValue(Dims), device);
+    }
+}
+
+/// <summary>--classifier: the offline classifier, shipped by name or as a weights file.</summary>
+public static class ClassifierChoice
+{
+    public static Option<string> Option() => new("--classifier")
+    {
+        Description = $"Offline classifier: {string.Join(" or ", ClassifierStore.BuiltIn)} (shipped), or a weights file from 'ddpm classifier train'",
+        DefaultValueFactory = _ => "mnist",
+    };
+
+    public static IFeatureExtractor Open(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
+}
+
+/// <summary>--sampler, --steps, --eta: how samples are drawn from checkpoints given to the evaluation commands.</summary>
+public sealed class SamplerChoice
+{
+    public Option<string> Kind { get; } = new("--sampler") { Description = "Sampler for checkpoints: ddpm (ancestral, all T steps: the paper's numbers), ddim or dpm-solver", DefaultValueFactory = _ => "ddpm" };
+    public Option<int?> Steps { get; } = new("--steps") { Description = "Denoising steps (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
+    public Option<double?> Eta { get; } = new("--eta") { Description = "DDIM's eta (default 0)" };
+
+    public void AddTo(Command cmd, EvaluationOptions eval)
+    {
+        cmd.Options.Add(Kind);
+        cmd.Options.Add(Steps);
+        cmd.Options.Add(Eta);
+        eval.Generate = parse =>
+        {
+            var settings = new SamplerSettings
+            {
+                Kind = SamplerSettings.ParseKind(parse.GetValue(Kind)!), Steps = parse.GetValue(Steps), Eta = parse.GetValue(Eta) ?? 0.0,
+            };
+            return (pipe, n, seed, ct) =>
+            {
+                settings.Describe(pipe.Diffusion.Schedule); // checks --steps against T
+                return pipe.Sample(n, seed, settings, new SamplerOptions(), n, null, ct);
+            };
+        };
+    }
+}

@@ -1,0 +1,125 @@
+using System.CommandLine;
+using Ddpm.Metrics.Evaluation;
+
+namespace Ddpm.Cli.Commands;
+
+/// <summary><c>ddpm fid A B</c>: FID (and KID, IS) as pytorch-fid computes it, between folders, data, checkpoints or .npz statistics.</summary>
+public static class FidCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var a = new Argument<string>("A") { Description = "Image folder, IDX file, checkpoint (needs --count) or .npz statistics" };
+        var b = new Argument<string>("B") { Description = "The same kinds as A" };
+        var inception = InceptionOptions.Create();
+        var kid = new Option<bool>("--kid") { Description = "Also compute KID (100 subsets of up to 1000; needs images on both sides)" };
+        var isc = new Option<bool>("--isc") { Description = "Also compute the Inception Score (10 splits) of each side with images" };
+        var floor = new Option<bool>("--floor") { Description = "Also compute FID between two disjoint real sets of A's size (needs 2x as many real images)" };
+        var floorData = new Option<string?>("--floor-data") { Description = "Real images for --floor (default: B or A when it holds enough)" };
+        var output = new Option<string>("--output", "-o") { Description = "JSON report", DefaultValueFactory = _ => "fid.json" };
+        var eval = new EvaluationOptions();
+        var sampler = new SamplerChoice();
+        var cmd = new Command("fid", "Frechet Inception Distance as pytorch-fid computes it (pool3, 2048 dims by default); lower is better.") { a, b, kid, isc, floor, floorData, output };
+        inception.AddTo(cmd);
+        eval.AddTo(cmd);
+        sampler.AddTo(cmd, eval);
+        cmd.SetAction(parse =>
+        {
+            var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
+            using var extractor = inception.Open(parse, device);
+            using var sa = eval.Open(parse, parse.GetValue(a)!, device);
+            using var sb = eval.Open(parse, parse.GetValue(b)!, device);
+            var options = new DistanceOptions
+            {
+                Metric = "fid", BatchSize = parse.GetValue(eval.Batch), Kid = parse.GetValue(kid), ClassScores = parse.GetValue(isc),
+                Floor = parse.GetValue(floor) || parse.GetValue(floorData) is not null, FloorData = parse.GetValue(floorData),
+                Seed = parse.GetValue(eval.Seed),
+            };
+            var token = ctx.CancelOnCtrlC();
+            var report = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p => DistanceEvaluation.Run(extractor, sa, sb, options, p, token));
+            EvaluationOptions.Print(ctx, report, $"FID ({extractor.Name}, {report.Dims} dims)");
+            EvaluationOptions.WriteJson(ctx, parse.GetValue(output)!, report.ToJson());
+            return 0;
+        });
+        return cmd;
+    }
+}
+
+/// <summary><c>ddpm distance A B</c>: the offline Frechet distance in the features of the project's own classifier.</summary>
+public static class DistanceCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var a = new Argument<string>("A") { Description = "Generated side: checkpoint (needs --count), image folder, IDX file or .npz statistics of the same classifier" };
+        var b = new Argument<string>("B") { Description = "Real side: IDX file or image folder (also used for the floor), or .npz statistics" };
+        var classifier = ClassifierChoice.Option();
+        var noFloor = new Option<bool>("--no-floor") { Description = "Skip the real-vs-real floor" };
+        var floorData = new Option<string?>("--floor-data") { Description = "Real images for the floor (default: B or A when it holds at least twice A's count)" };
+        var output = new Option<string>("--output", "-o") { Description = "JSON report", DefaultValueFactory = _ => "distance.json" };
+        var eval = new EvaluationOptions();
+        var sampler = new SamplerChoice();
+        var cmd = new Command("distance",
+            "Offline Frechet distance in the features of the project's MNIST/Fashion-MNIST classifier (NOT FID; comparable only with the same classifier), " +
+            "with the class histogram, a score analogue of IS and the real-vs-real floor.") { a, b, classifier, noFloor, floorData, output };
+        eval.AddTo(cmd);
+        sampler.AddTo(cmd, eval);
+        cmd.SetAction(parse =>
+        {
+            var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
+            using var extractor = ClassifierChoice.Open(parse.GetValue(classifier)!, device);
+            using var sa = eval.Open(parse, parse.GetValue(a)!, device);
+            using var sb = eval.Open(parse, parse.GetValue(b)!, device);
+            var options = new DistanceOptions
+            {
+                Metric = "fd_classifier", BatchSize = parse.GetValue(eval.Batch), ClassScores = true,
+                Floor = !parse.GetValue(noFloor), FloorData = parse.GetValue(floorData), Seed = parse.GetValue(eval.Seed),
+            };
+            var token = ctx.CancelOnCtrlC();
+            var report = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p => DistanceEvaluation.Run(extractor, sa, sb, options, p, token));
+            EvaluationOptions.Print(ctx, report, $"FD in {extractor.Name} features (offline distance, not FID)");
+            EvaluationOptions.WriteJson(ctx, parse.GetValue(output)!, report.ToJson());
+            return 0;
+        });
+        return cmd;
+    }
+}
+
+/// <summary><c>ddpm stats SOURCE -o out.npz</c>: reference statistics in pytorch-fid's .npz format.</summary>
+public static class StatsCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var source = new Argument<string>("SOURCE") { Description = "Image folder, IDX file, or checkpoint (needs --count)" };
+        var output = new Option<string>("--output", "-o") { Description = "The .npz to write (arrays mu and sigma, float64)", Required = true };
+        var classifier = new Option<string?>("--classifier") { Description = "Statistics of the offline classifier's features (mnist, fashion-mnist or a weights file) instead of Inception's" };
+        var inception = InceptionOptions.Create();
+        var eval = new EvaluationOptions();
+        var sampler = new SamplerChoice();
+        var cmd = new Command("stats", "Precompute feature statistics (mu, sigma) of a data set or of a checkpoint's samples, as pytorch-fid's --save-stats does.") { source, output, classifier };
+        inception.AddTo(cmd);
+        eval.AddTo(cmd);
+        sampler.AddTo(cmd, eval);
+        cmd.SetAction(parse =>
+        {
+            var outPath = parse.GetValue(output)!;
+            if (!outPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new DdpmException($"--output {outPath}: must end in .npz");
+            var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
+            using var extractor = parse.GetValue(classifier) is string c ? ClassifierChoice.Open(c, device) : inception.Open(parse, device);
+            using var src = eval.Open(parse, parse.GetValue(source)!, device);
+            if (src.Kind == ImageSourceKind.Statistics) throw new DdpmException($"{src.Path}: already statistics");
+            var token = ctx.CancelOnCtrlC();
+            var stats = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p =>
+            {
+                using var f = FeatureCollector.Collect(extractor, src, parse.GetValue(eval.Batch),
+                    new Runtime.SyncProgress<int>(done => p.Report(("features", done, src.Count))), token);
+                return f.Statistics();
+            });
+            var dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            stats.SaveNpz(outPath);
+            ctx.Out.WriteLine($"{extractor.Name}: statistics of {stats.Count} images, {stats.Dim} dims");
+            ctx.Out.WriteLine($"wrote {outPath}");
+            return 0;
+        });
+        return cmd;
+    }
+}
