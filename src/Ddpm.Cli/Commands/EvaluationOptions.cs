@@ -67,6 +67,7 @@ public sealed class EvaluationOptions
             if (side.ClassCounts is long[] c)
                 ctx.Out.WriteLine($"  classes of {name}: [{string.Join(", ", c)}] (imbalance {side.ClassImbalance:F3}; 0 = uniform)");
         }
+        if (r.ClassHistogramDistance is double tv) ctx.Out.WriteLine($"  class histograms of A and B differ by {tv:F3} (total variation)");
         if (r.Floor is FloorReport f)
             ctx.Out.WriteLine($"  floor (two disjoint real sets of {f.Count} from {f.Data}): {f.Distance:F4}");
         else if (r.FloorUnavailable is string why)

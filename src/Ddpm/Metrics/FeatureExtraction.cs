@@ -15,32 +15,12 @@ public static class FeatureExtraction
     {
         ArgumentNullException.ThrowIfNull(extractor);
         ArgumentNullException.ThrowIfNull(images);
-        if (batchSize < 1) throw new DdpmException($"batch size {batchSize}: must be at least 1");
         if (images.dim() != 4) throw new DdpmException($"images must be (N, C, H, W); got shape [{string.Join(", ", images.shape)}]");
-        long n = images.shape[0];
-        if (n < 1) throw new DdpmException("no images to extract features from");
-        var features = new List<Tensor>();
-        var logits = new List<Tensor>();
-        try
-        {
-            for (long start = 0; start < n; start += batchSize)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                long m = Math.Min(batchSize, n - start);
-                var batch = extractor.Extract(images.narrow(0, start, m));
-                features.Add(batch.Features.to(ScalarType.Float32, CPU).DetachFromDisposeScope());
-                if (batch.Logits is not null) logits.Add(batch.Logits.to(ScalarType.Float32, CPU).DetachFromDisposeScope());
-                progress?.Report(((int)(start + m), (int)n));
-            }
-            var f = cat(features, 0);
-            var l = logits.Count > 0 ? cat(logits, 0) : null;
-            return new FeatureBatch(f, l);
-        }
-        finally
-        {
-            foreach (var t in features) t.Dispose();
-            foreach (var t in logits) t.Dispose();
-        }
+        if (images.shape[0] < 1) throw new DdpmException("no images to extract features from");
+        using var source = Evaluation.ImageSource.FromTensor(images, "tensor");
+        int total = (int)images.shape[0];
+        var inner = progress is null ? null : new Runtime.SyncProgress<int>(done => progress.Report((done, total)));
+        using var collected = Evaluation.FeatureCollector.Collect(extractor, source, batchSize, inner, cancellationToken);
+        return new FeatureBatch(collected.Features.alias(), collected.Logits?.alias());
     }
 }

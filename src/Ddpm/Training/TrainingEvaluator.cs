@@ -78,7 +78,7 @@ public sealed class TrainingEvaluator : IDisposable
                 {
                     var l = cat(logits[m.Name], 0);
                     values[m.Name + "_score"] = count >= 10 ? InceptionScore.FromLogits(l).Mean : double.NaN;
-                    values[m.Name + "_class_imbalance"] = DistanceEvaluation.TotalVariationFromUniform(DistanceEvaluation.ClassCounts(l, m.Extractor.Classes));
+                    values[m.Name + "_class_imbalance"] = ClassHistogram.FromLogits(l).TotalVariationFromUniform();
                 }
             }
             return values;
@@ -104,7 +104,7 @@ public sealed class TrainingEvaluator : IDisposable
         {
             if (_reference.ContainsKey(m.Name)) continue;
             using var f = FeatureCollector.Collect(m.Extractor, source, 100, null, cancellationToken);
-            _reference[m.Name] = (f.Statistics(), DistanceEvaluation.RealFloor(f.Features, _config.EvalCount, EvalSeed(_config)));
+            _reference[m.Name] = (f.Statistics(), DomainScores.RealFloor(f.Features, _config.EvalCount, EvalSeed(_config)));
         }
     }
 

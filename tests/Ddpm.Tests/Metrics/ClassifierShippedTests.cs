@@ -1,3 +1,4 @@
+using Ddpm.Metrics.Evaluation;
 using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
@@ -90,29 +91,29 @@ public class ClassifierShippedTests
     }
 
     [Fact]
-    public void CompareScoresRealImagesNearTheFloorAndNoiseFarFromIt()
+    public void DistanceEvaluationScoresRealImagesNearTheFloorAndNoiseFarFromIt()
     {
         using var extractor = ClassifierFeatureExtractor.Load("mnist");
         using var digits = DatasetLoader.Load(MnistPath, maxCount: 1200);
         using var scope = NewDisposeScope();
-        // "Samples" that are real digits the subsets never draw (the last 300) score about like the floor.
-        var samples = digits.Images.narrow(0, 900, 300);
-        var pool = digits.Images.narrow(0, 0, 900);
-        var report = DomainScores.Compare(extractor, samples, pool, seed: 1);
-        Assert.Equal(300, report.Count);
-        Assert.InRange(report.Distance, 0.3 * report.DistanceFloor, 3 * report.DistanceFloor);
-        Assert.True(report.Score.Mean > 7, $"IS analogue of real digits {report.Score.Mean}");
-        // Two sets of 300 real digits: the histograms differ only by sampling noise (expected TV about 0.1).
-        double tvReal = report.Histogram.TotalVariation(report.HistogramReal);
+        // "Samples" that are real digits outside the real pool (the last 300) score about like the floor.
+        using var samples = ImageSource.FromTensor(digits.Images.narrow(0, 900, 300), "held-out digits");
+        using var pool = ImageSource.FromTensor(digits.Images.narrow(0, 0, 900), "pool");
+        var options = new DistanceOptions { Metric = "fd_classifier", ClassScores = true, Floor = true, Seed = 1 };
+        var report = DistanceEvaluation.Run(extractor, samples, pool, options);
+        Assert.Equal(300, report.Floor!.Count);
+        Assert.InRange(report.Distance, 0.3 * report.Floor.Distance, 3 * report.Floor.Distance);
+        Assert.True(report.A.Score!.Value.Mean > 7, $"IS analogue of real digits {report.A.Score.Value.Mean}");
+        // Two sets of real digits: the histograms differ only by sampling noise (expected TV about 0.1).
+        double tvReal = report.ClassHistogramDistance!.Value;
         Assert.True(tvReal < 0.2, $"TV between real histograms {tvReal}");
 
         using var gen = new Generator(8);
-        var noise = rand(new long[] { 300, 1, 28, 28 }, generator: gen) * 2 - 1;
-        var bad = DomainScores.Compare(extractor, noise, pool, seed: 1);
-        Assert.Equal(report.DistanceFloor, bad.DistanceFloor, 9); // same real subsets
-        Assert.True(bad.Distance > 10 * bad.DistanceFloor);
-        Assert.True(bad.Score.Mean < report.Score.Mean);
-        double tvNoise = bad.Histogram.TotalVariation(bad.HistogramReal);
-        Assert.True(tvNoise > 2 * tvReal, $"TV noise vs real {tvNoise}, real vs real {tvReal}");
+        using var noise = ImageSource.FromTensor(rand(new long[] { 300, 1, 28, 28 }, generator: gen) * 2 - 1, "noise");
+        var bad = DistanceEvaluation.Run(extractor, noise, pool, options);
+        Assert.Equal(report.Floor.Distance, bad.Floor!.Distance, 9); // same real subsets
+        Assert.True(bad.Distance > 10 * bad.Floor.Distance);
+        Assert.True(bad.A.Score!.Value.Mean < report.A.Score.Value.Mean);
+        Assert.True(bad.ClassHistogramDistance > 2 * tvReal, $"TV noise vs real {bad.ClassHistogramDistance}, real vs real {tvReal}");
     }
 }

@@ -111,31 +111,6 @@ public class EvaluationTests
     }
 
     [Fact]
-    public void RealFloorIsSeededAndNeedsTwoDisjointSets()
-    {
-        const int n = 50;
-        using var gen = new Generator(11, CPU);
-        using var features = randn(new long[] { 2 * n, 2 }, dtype: ScalarType.Float64, generator: gen);
-        double d1 = DistanceEvaluation.RealFloor(features, n, seed: 9);
-        Assert.Equal(d1, DistanceEvaluation.RealFloor(features, n, seed: 9));
-        Assert.NotEqual(d1, DistanceEvaluation.RealFloor(features, n, seed: 10));
-        // Two independent sets of n standard normal 2-D vectors: E|mu1 - mu2|^2 = 2 * 2 / n = 0.08; the floor is of that order.
-        Assert.InRange(d1, 0.0, 0.5);
-        var err = Assert.Throws<DdpmException>(() => DistanceEvaluation.RealFloor(features, n + 1, 0));
-        Assert.Contains("102", err.Message);
-    }
-
-    [Fact]
-    public void ClassHistogramAndImbalanceByHand()
-    {
-        using var logits = tensor(new float[,] { { 3, 1, 0 }, { 0, 2, 1 }, { 5, 4, 0 }, { 0, 0, 9 } });
-        Assert.Equal(new long[] { 2, 1, 1 }, DistanceEvaluation.ClassCounts(logits, 3));
-        // |2/4 - 1/3| + |1/4 - 1/3| * 2 = 1/6 + 1/12 + 1/12 = 1/3, halved = 1/6
-        Assert.Equal(1.0 / 6, DistanceEvaluation.TotalVariationFromUniform(new long[] { 2, 1, 1 }), 12);
-        Assert.Equal(0.9, DistanceEvaluation.TotalVariationFromUniform(new long[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 7 }), 12);
-    }
-
-    [Fact]
     public void KidAndScoresAreReportedWhenAskedFor()
     {
         using var ex = new PixelStatsExtractor();
@@ -148,6 +123,8 @@ public class EvaluationTests
         Assert.Equal(30, r.A.ClassCounts!.Sum());
         // mean pixel > 0 for every image of b (offset 0.4 in [-1, 1] => mean in [0, 1] well above 0): all class 0
         Assert.Equal(30, r.B.ClassCounts![0]);
+        // A (offset 0) splits between classes 0 and 1; the histogram distance is the share of A outside class 0.
+        Assert.Equal(1.0 - r.A.ClassCounts![0] / 30.0, r.ClassHistogramDistance!.Value, 12);
         Assert.Contains("\"kid\"", r.ToJson());
     }
 

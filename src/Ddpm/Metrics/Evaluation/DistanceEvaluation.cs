@@ -53,6 +53,8 @@ public sealed record FloorReport(string Data, long Count, double Distance);
 public sealed record DistanceReport(string Metric, string Extractor, int Dims, SideReport A, SideReport B, double Distance)
 {
     public MetricEstimate? Kid { get; init; }
+    /// <summary>Total variation distance between the class histograms of A and B (classifiers with at most 100 classes).</summary>
+    public double? ClassHistogramDistance { get; init; }
     public FloorReport? Floor { get; init; }
     /// <summary>Why there is no floor, when one was asked for and could not be computed.</summary>
     public string? FloorUnavailable { get; init; }
@@ -106,9 +108,13 @@ public static class DistanceEvaluation
         if (options.Floor)
             (floor, floorMissing) = ComputeFloor(extractor, a, b, fa, fb, sa.Count, options, progress, cancellationToken);
 
-        return new DistanceReport(options.Metric, extractor.Name, sa.Dim,
-            Side(a, fa, sa.Count, extractor, options), Side(b, fb, sb.Count, extractor, options), distance)
+        var sideA = Side(a, fa, sa.Count, extractor, options);
+        var sideB = Side(b, fb, sb.Count, extractor, options);
+        double? classTv = sideA.ClassCounts is long[] ca && sideB.ClassCounts is long[] cb
+            ? new ClassHistogram(ca).TotalVariation(new ClassHistogram(cb)) : null;
+        return new DistanceReport(options.Metric, extractor.Name, sa.Dim, sideA, sideB, distance)
         {
+            ClassHistogramDistance = classTv,
             Kid = kid,
             Floor = floor,
             FloorUnavailable = floorMissing,
@@ -131,41 +137,8 @@ public static class DistanceEvaluation
         if (!options.ClassScores || features?.Logits is null) return report;
         MetricEstimate? score = features.Count >= options.Splits ? InceptionScore.FromLogits(features.Logits, options.Splits) : null;
         if (extractor.Classes is < 2 or > 100) return report with { Score = score };
-        var counts = ClassCounts(features.Logits, extractor.Classes);
-        return report with { Score = score, ClassCounts = counts, ClassImbalance = TotalVariationFromUniform(counts) };
-    }
-
-    /// <summary>Images per argmax class.</summary>
-    public static long[] ClassCounts(Tensor logits, int classes)
-    {
-        var counts = new long[classes];
-        using var scope = NewDisposeScope();
-        foreach (var c in logits.argmax(1).to(CPU).data<long>()) counts[c]++;
-        return counts;
-    }
-
-    /// <summary>0.5 sum_k |n_k / N - 1 / K|: 0 for a uniform histogram, 1 - 1/K when every image falls in one class.</summary>
-    public static double TotalVariationFromUniform(IReadOnlyList<long> counts)
-    {
-        double total = counts.Sum();
-        if (total == 0) return 0;
-        return 0.5 * counts.Sum(c => Math.Abs(c / total - 1.0 / counts.Count));
-    }
-
-    /// <summary>
-    /// The Frechet distance between two disjoint random sets of <paramref name="count"/> real images (seeded split).
-    /// </summary>
-    public static double RealFloor(Tensor realFeatures, long count, long seed)
-    {
-        long n = realFeatures.shape[0];
-        if (n < 2 * count) throw new DdpmException($"floor: need {2 * count} real images for two disjoint sets of {count}, have {n}");
-        using var scope = NewDisposeScope();
-        var perm = Data.BatchSampler.Shuffle((int)n, seed, 0);
-        var first = tensor(perm.Take((int)count).Select(i => (long)i).ToArray());
-        var second = tensor(perm.Skip((int)count).Take((int)count).Select(i => (long)i).ToArray());
-        var s1 = FeatureStatistics.FromFeatures(realFeatures.index_select(0, first));
-        var s2 = FeatureStatistics.FromFeatures(realFeatures.index_select(0, second));
-        return FrechetDistance.Compute(s1, s2);
+        var histogram = ClassHistogram.FromLogits(features.Logits);
+        return report with { Score = score, ClassCounts = histogram.Counts, ClassImbalance = histogram.TotalVariationFromUniform() };
     }
 
     private static (FloorReport?, string?) ComputeFloor(IFeatureExtractor extractor, ImageSource a, ImageSource b,
@@ -179,11 +152,11 @@ public static class DistanceEvaluation
             if (real.Kind != ImageSourceKind.Images) return (null, $"--floor-data {options.FloorData}: must be real images (an IDX file or image folder)");
             if (real.Count < 2 * count) return (null, $"--floor-data {options.FloorData}: has {real.Count} images, the floor needs {2 * count}");
             using var fr = CollectOrNull(extractor, real, "floor", options, progress, cancellationToken)!;
-            return (new FloorReport(options.FloorData, count, RealFloor(fr.Features, count, options.Seed)), null);
+            return (new FloorReport(options.FloorData, count, DomainScores.RealFloor(fr.Features, (int)count, options.Seed)), null);
         }
         foreach (var (side, f) in new[] { (b, fb), (a, fa) })
             if (side.Kind == ImageSourceKind.Images && f is not null && f.Count >= 2 * count)
-                return (new FloorReport(side.Path, count, RealFloor(f.Features, count, options.Seed)), null);
+                return (new FloorReport(side.Path, count, DomainScores.RealFloor(f.Features, (int)count, options.Seed)), null);
         return (null, $"no real image set with at least {2 * count} images among the inputs; give --floor-data");
     }
 }

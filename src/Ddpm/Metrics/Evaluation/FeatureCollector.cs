@@ -43,6 +43,7 @@ public static class FeatureCollector
         ArgumentNullException.ThrowIfNull(source);
         var features = new List<Tensor>();
         var logits = new List<Tensor>();
+        int done = 0;
         try
         {
             foreach (var batch in source.Batches(batchSize, null, cancellationToken))
@@ -55,7 +56,8 @@ public static class FeatureCollector
                     if (f.Logits is not null)
                         logits.Add(f.Logits.detach().to(CPU).to(ScalarType.Float32).clone().DetachFromDisposeScope());
                 }
-                progress?.Report(features.Sum(t => (int)t.shape[0]));
+                done += (int)features[^1].shape[0];
+                progress?.Report(done);
             }
             if (features.Count == 0) throw new DdpmException($"{source.Path}: no images");
             return new CollectedFeatures(cat(features, 0).DetachFromDisposeScope(),

@@ -92,6 +92,9 @@ public abstract class ImageSource : IDisposable
     /// <summary>Wraps images already in memory (N, C, H, W) in [-1, 1]; the source takes ownership of the dataset.</summary>
     public static ImageSource FromDataset(ImageDataset data, string description) => new DatasetSource(description, data);
 
+    /// <summary>Images (N, C, H, W) in [-1, 1] that stay the caller's: the source neither copies nor disposes them.</summary>
+    public static ImageSource FromTensor(Tensor images, string description) => new TensorSource(description, images);
+
     /// <summary>True for a run folder, a checkpoint folder, or a .safetensors file inside a checkpoint folder.</summary>
     public static bool IsCheckpointPath(string path)
     {
@@ -105,7 +108,7 @@ public abstract class ImageSource : IDisposable
 
     public virtual void Dispose() => GC.SuppressFinalize(this);
 
-    protected static void CheckBatchSize(int batchSize)
+    internal static void CheckBatchSize(int batchSize)
     {
         if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
     }
@@ -123,7 +126,7 @@ public sealed class StatisticsSource : ImageSource
         throw new DdpmException($"{Path}: holds only feature statistics, no images (KID, IS and class histograms need images)");
 }
 
-/// <summary>Real images from an IDX file or image folder (or any dataset in memory).</summary>
+/// <summary>Real images from an IDX file or image folder (or any dataset in memory); owns the dataset.</summary>
 public sealed class DatasetSource : ImageSource
 {
     public DatasetSource(string path, ImageDataset data) : base(path, ImageSourceKind.Images) => Data = data;
@@ -131,26 +134,48 @@ public sealed class DatasetSource : ImageSource
     public ImageDataset Data { get; }
     public override long Count => Data.Count;
 
-    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
-    {
-        CheckBatchSize(batchSize);
-        for (int start = 0; start < Data.Count; start += batchSize)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int n = Math.Min(batchSize, Data.Count - start);
-            Tensor batch;
-            using (NewDisposeScope())
-                batch = Data.Images.narrow(0, start, n).to(ScalarType.Float32).clone().MoveToOuterDisposeScope();
-            batch.DetachFromDisposeScope();
-            progress?.Report(start + n);
-            yield return batch;
-        }
-    }
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken) =>
+        TensorSource.Slices(Data.Images, batchSize, progress, cancellationToken);
 
     public override void Dispose()
     {
         Data.Dispose();
         base.Dispose();
+    }
+}
+
+/// <summary>Images in a tensor the caller keeps.</summary>
+public sealed class TensorSource : ImageSource
+{
+    private readonly Tensor _images;
+
+    public TensorSource(string description, Tensor images) : base(description, ImageSourceKind.Images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        _images = images;
+    }
+
+    public override long Count => _images.shape[0];
+
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken) =>
+        Slices(_images, batchSize, progress, cancellationToken);
+
+    /// <summary>Consecutive float32 CPU copies of at most <paramref name="batchSize"/> images, each owned by the caller.</summary>
+    internal static IEnumerable<Tensor> Slices(Tensor images, int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        CheckBatchSize(batchSize);
+        long count = images.shape[0];
+        for (long start = 0; start < count; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long n = Math.Min(batchSize, count - start);
+            Tensor batch;
+            using (NewDisposeScope())
+                batch = images.narrow(0, start, n).to(ScalarType.Float32, CPU).clone().MoveToOuterDisposeScope();
+            batch.DetachFromDisposeScope();
+            progress?.Report((int)(start + n));
+            yield return batch;
+        }
     }
 }
 
