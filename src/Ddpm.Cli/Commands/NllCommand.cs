@@ -56,6 +56,10 @@ public static class NllCommand
 
     private static string Format(MeanAndError m) =>
         m.StandardError is double se
-            ? string.Format(CultureInfo.InvariantCulture, "{0:F4} ± {1:F4}", m.Mean, se)
-            : string.Format(CultureInfo.InvariantCulture, "{0:F4} (one image: no standard error)", m.Mean);
+            ? $"{Number(m.Mean)} ± {Number(se)}"
+            : $"{Number(m.Mean)} (one image: no standard error)";
+
+    /// <summary>Four decimals, or four significant digits for values too small to show that way (the prior term).</summary>
+    private static string Number(double v) =>
+        v != 0 && Math.Abs(v) < 1e-3 ? v.ToString("0.000e+00", CultureInfo.InvariantCulture) : v.ToString("F4", CultureInfo.InvariantCulture);
 }
