@@ -35,6 +35,7 @@ public static class CommonOptions
     {
         if (threads < 0) throw new DdpmException($"--threads {threads}: must not be negative");
         TorchRuntime.SetThreads(threads);
+        TorchRuntime.SetNnpack(false); // its "Unsupported hardware" warnings would flood stderr on many CPUs
         return TorchRuntime.ResolveDevice(device);
     }
 

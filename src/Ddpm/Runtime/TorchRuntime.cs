@@ -57,6 +57,40 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// Turns libtorch's NNPACK convolution path off or on. On CPUs NNPACK does not support, libtorch tries it for
+    /// gradient-free convolutions and prints "Could not initialize NNPACK! Unsupported hardware." on every try before
+    /// falling back to the same kernels it uses with NNPACK off; the CLI turns it off. Returns false when the switch is
+    /// not available.
+    /// </summary>
+    public static bool SetNnpack(bool enabled)
+    {
+        try
+        {
+            _ = torch.zeros(1);
+            Native.SetUserEnabledNnpack(Native.GlobalContext(), enabled);
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether libtorch's NNPACK path is on (null when that cannot be read).</summary>
+    public static bool? NnpackEnabled()
+    {
+        try
+        {
+            _ = torch.zeros(1);
+            return Native.UserEnabledNnpack(Native.GlobalContext());
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Whether libtorch's oneDNN kernels are on (null when that cannot be read).</summary>
     public static bool? OneDnnEnabled()
     {
@@ -71,7 +105,7 @@ public static class TorchRuntime
         }
     }
 
-    /// <summary>at::globalContext() and its oneDNN switch, by their Itanium C++ ABI names in libtorch_cpu.</summary>
+    /// <summary>at::globalContext() and its oneDNN and NNPACK switches, by their Itanium C++ ABI names in libtorch_cpu.</summary>
     private static class Native
     {
         [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
@@ -83,5 +117,12 @@ public static class TorchRuntime
         [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
         [return: MarshalAs(UnmanagedType.I1)]
         public static extern bool UserEnabledMkldnn(IntPtr context);
+
+        [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+        public static extern void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
+
+        [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
+        [return: MarshalAs(UnmanagedType.I1)]
+        public static extern bool UserEnabledNnpack(IntPtr context);
     }
 }
