@@ -43,6 +43,15 @@ public static class TestUtil
         WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = "cpu", Seed = 7,
     };
 
+    /// <summary>Runs the command line in-process and returns its exit code, standard output and standard error.</summary>
+    public static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = Ddpm.Cli.CliApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
     public static Dictionary<string, Tensor> Parameters(nn.Module m) =>
         m.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach().clone());
 }

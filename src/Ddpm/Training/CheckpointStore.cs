@@ -64,18 +64,8 @@ public static class CheckpointStore
             File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, TrainConfig.Json));
             foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
 
-            if (Directory.Exists(final))
-            {
-                // Same step saved again (e.g. interrupted right after a periodic save): swap it out.
-                var old = Path.Combine(root, $".old-{name}-{Guid.NewGuid():N}");
-                Directory.Move(final, old);
-                Directory.Move(tmp, final);
-                Directory.Delete(old, recursive: true);
-            }
-            else
-            {
-                Directory.Move(tmp, final);
-            }
+            // Same step saved again (e.g. interrupted right after a periodic save): the old folder is swapped out.
+            MoveIntoPlace(tmp, final);
         }
         catch
         {
@@ -107,17 +97,7 @@ public static class CheckpointStore
                 File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
             File.WriteAllText(Path.Combine(tmp, BestFile), JsonSerializer.Serialize(record, TrainConfig.Json));
             foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
-            if (Directory.Exists(final))
-            {
-                var old = Path.Combine(root, $".old-best-{Guid.NewGuid():N}");
-                Directory.Move(final, old);
-                Directory.Move(tmp, final);
-                Directory.Delete(old, recursive: true);
-            }
-            else
-            {
-                Directory.Move(tmp, final);
-            }
+            MoveIntoPlace(tmp, final);
         }
         catch
         {
@@ -140,6 +120,23 @@ public static class CheckpointStore
         {
             throw new DdpmException($"{file}: corrupt best-checkpoint record: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// Renames the complete folder <paramref name="tmp"/> to <paramref name="final"/>; an existing <paramref name="final"/>
+    /// is first renamed aside (".old-*", which pruning sweeps) and deleted after, so the name never points at a partial folder.
+    /// </summary>
+    private static void MoveIntoPlace(string tmp, string final)
+    {
+        if (!Directory.Exists(final))
+        {
+            Directory.Move(tmp, final);
+            return;
+        }
+        var old = Path.Combine(Path.GetDirectoryName(final)!, $".old-{Path.GetFileName(final)}-{Guid.NewGuid():N}");
+        Directory.Move(final, old);
+        Directory.Move(tmp, final);
+        Directory.Delete(old, recursive: true);
     }
 
     private static void Prune(string root, int keep, string latest)

@@ -10,13 +10,7 @@ namespace Ddpm.Tests.Cli;
 
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => TestUtil.Cli(args);
 
     [Fact]
     public void ScheduleCsvReadsBackAsTheSameDoubles()

@@ -11,13 +11,7 @@ namespace Ddpm.Tests.Cli;
 
 public class EvaluationCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => TestUtil.Cli(args);
 
     private static string WriteIdx(string dir, string name, int count, long seed, int size = 8)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Ddpm.Diffusion;
 using Ddpm.Sampling;
+using Ddpm.Tests.Sampling;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,45 +14,8 @@ namespace Ddpm.Tests.Diffusion;
 /// </summary>
 public class ToyEndToEndTests
 {
-    private const int Modes = 8;
-    private const double Radius = 0.7, ModeStd = 0.05;
-
-    /// <summary>eps_theta(x, t): x concatenated with a sinusoidal embedding of t, then a 3-layer SiLU MLP.</summary>
-    private sealed class ToyEpsModel : nn.Module<Tensor, Tensor, Tensor>
-    {
-        private const int EmbDim = 32, Hidden = 128;
-        private readonly Linear fc1, fc2, fc3, fc_out;
-        private readonly Tensor _freqs;
-
-        public ToyEpsModel() : base("toy_eps")
-        {
-            fc1 = nn.Linear(2 + EmbDim, Hidden);
-            fc2 = nn.Linear(Hidden, Hidden);
-            fc3 = nn.Linear(Hidden, Hidden);
-            fc_out = nn.Linear(Hidden, 2);
-            int half = EmbDim / 2;
-            var f = Enumerable.Range(0, half).Select(i => (float)Math.Exp(-Math.Log(10000.0) * i / half)).ToArray();
-            _freqs = tensor(f).DetachFromDisposeScope();
-            RegisterComponents();
-        }
-
-        public override Tensor forward(Tensor x, Tensor t)
-        {
-            using var scope = NewDisposeScope();
-            var args = t.to(ScalarType.Float32).unsqueeze(1) * _freqs.to(x.device).unsqueeze(0);
-            var h = cat(new[] { x, args.sin(), args.cos() }, 1);
-            h = nn.functional.silu(fc1.call(h));
-            h = nn.functional.silu(fc2.call(h));
-            h = nn.functional.silu(fc3.call(h));
-            return fc_out.call(h).MoveToOuterDisposeScope();
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _freqs.Dispose();
-            base.Dispose(disposing);
-        }
-    }
+    private const int Modes = TrainedToy.Modes;
+    private const double Radius = TrainedToy.Radius, ModeStd = TrainedToy.ModeStd;
 
     private static double[,] Centers()
     {
@@ -62,39 +26,6 @@ public class ToyEndToEndTests
             c[k, 1] = Radius * Math.Sin(2 * Math.PI * k / Modes);
         }
         return c;
-    }
-
-    /// <summary>n points of the mixture from the given generator.</summary>
-    private static Tensor Mixture(long n, Generator g)
-    {
-        using var scope = NewDisposeScope();
-        var k = randint(0, Modes, new[] { n }, dtype: ScalarType.Int64, generator: g);
-        var angle = k.to(ScalarType.Float32) * (float)(2 * Math.PI / Modes);
-        var centres = stack(new[] { angle.cos(), angle.sin() }, 1) * (float)Radius;
-        return (centres + randn(new[] { n, 2L }, generator: g) * (float)ModeStd).MoveToOuterDisposeScope();
-    }
-
-    private static double[][] Points(Tensor x)
-    {
-        var f = TensorData.Floats(x);
-        return Enumerable.Range(0, f.Length / 2).Select(i => new double[] { f[2 * i], f[2 * i + 1] }).ToArray();
-    }
-
-    /// <summary>Sliced 1-Wasserstein distance over 64 evenly spaced directions, between equal-size sets.</summary>
-    private static double SlicedWasserstein(double[][] a, double[][] b)
-    {
-        const int dirs = 64;
-        double total = 0;
-        for (int k = 0; k < dirs; k++)
-        {
-            double th = Math.PI * k / dirs, c = Math.Cos(th), s = Math.Sin(th);
-            var pa = a.Select(p => p[0] * c + p[1] * s).Order().ToArray();
-            var pb = b.Select(p => p[0] * c + p[1] * s).Order().ToArray();
-            double sum = 0;
-            for (int i = 0; i < pa.Length; i++) sum += Math.Abs(pa[i] - pb[i]);
-            total += sum / pa.Length;
-        }
-        return total / dirs;
     }
 
     [Fact]
@@ -128,7 +59,7 @@ public class ToyEndToEndTests
         for (int step = 0; step < Steps; step++)
         {
             using var scope = NewDisposeScope();
-            var x0 = Mixture(Batch, dataGen);
+            var x0 = TrainedToy.Sample(Batch, dataGen);
             var t = randint(0, T, new[] { (long)Batch }, dtype: ScalarType.Int64);
             var loss = diffusion.TrainingLosses(model, x0, t, randn_like(x0)).mean();
             opt.zero_grad();
@@ -140,16 +71,16 @@ public class ToyEndToEndTests
         var trainTime = clock.Elapsed;
 
         using var result = AncestralSampler.Sample(diffusion, model, new long[] { N, 2 }, new SamplerOptions { Seed = 3 });
-        var samples = Points(result.Samples);
+        var samples = TrainedToy.Points(result.Samples);
         using var genA = new Generator(101, CPU);
         using var genB = new Generator(202, CPU);
-        using var trueA = Mixture(N, genA);
-        using var trueB = Mixture(N, genB);
+        using var trueA = TrainedToy.Sample(N, genA);
+        using var trueB = TrainedToy.Sample(N, genB);
         using var noise = randn(new long[] { N, 2 }, generator: genB);
-        var a = Points(trueA);
-        double swModel = SlicedWasserstein(samples, a);
-        double swTrue = SlicedWasserstein(Points(trueB), a);
-        double swNoise = SlicedWasserstein(Points(noise), a);
+        var a = TrainedToy.Points(trueA);
+        double swModel = TrainedToy.SlicedWasserstein(samples, a);
+        double swTrue = TrainedToy.SlicedWasserstein(TrainedToy.Points(trueB), a);
+        double swNoise = TrainedToy.SlicedWasserstein(TrainedToy.Points(noise), a);
 
         var centers = Centers();
         var counts = new int[Modes];

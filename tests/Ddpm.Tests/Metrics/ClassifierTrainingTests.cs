@@ -166,13 +166,7 @@ public class ClassifierTrainingTests
         Assert.Throws<DdpmException>(() => ClassifierFeatureExtractor.Preprocess(zeros(2, 2, 28, 28)));
     }
 
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => TestUtil.Cli(args);
 
     [Fact]
     public void CliTrainsWritesBothFilesAndEvaluatesThem()

@@ -37,13 +37,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     private readonly TinyRun _run;
     public SamplerCliTests(TinyRun run) => _run = run;
 
-    internal static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    internal static (int Code, string Out, string Err) Cli(params string[] args) => TestUtil.Cli(args);
 
     private string Out(string name) => Path.Combine(_run.Dir, name);
 
