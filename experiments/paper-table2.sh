@@ -27,7 +27,7 @@ train() { # name, extra options...
   local name=$1; shift
   if [ -f "$OUT/$name/checkpoints/latest" ]; then return; fi
   rm -rf "${OUT:?}/$name"
-  "${DDPM[@]}" train --data "$DATA" --steps "$STEPS" --timesteps "$T" --warmup "$WARMUP" --seed "$SEED" --sample-count 36 -o "$OUT/$name" \
+  "${DDPM[@]}" train --data "$DATA" --steps "$STEPS" --timesteps "$T" --warmup "$WARMUP" --seed "$SEED" --sample-count 4 -o "$OUT/$name" \
     --checkpoint-every 0 "${COMMON[@]}" "$@" > "$OUT/$name.train.log"
 }
 
