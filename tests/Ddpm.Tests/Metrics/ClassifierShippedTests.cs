@@ -15,7 +15,7 @@ public class ClassifierShippedTests
     public static string MnistPath => Path.Combine(TestUtil.RepoRoot(), "data", "mnist-10k", "images-idx3-ubyte.gz");
 
     public static string FashionTestPath =>
-        Path.Combine(TestUtil.RepoRoot(), "..", "shared", "data", "fashion-mnist", "t10k-images-idx3-ubyte.gz");
+        Path.Combine(TestUtil.RepoRoot(), "data", "fashion-mnist-2k", "t10k-images-idx3-ubyte.gz");
 
     /// <summary>The bundled digits' held-out split: the last 1,000 of the 10,000 (the shipped MNIST classifier never saw them).</summary>
     private static ImageDataset MnistHeldOut()
