@@ -54,6 +54,8 @@ public static class TrainCommand
         Bind<long>("--seed", $"Seed of everything random (default {d.Seed})", (c, v) => c.Seed = v);
         Bind<long>("--log-every", $"Metrics line every N steps (default {d.LogEvery})", (c, v) => c.LogEvery = v, onResume: true);
         Bind<long>("--sample-every", "Sample grid from the EMA weights every N steps (default 0: only at the end)", (c, v) => c.SampleEvery = v, onResume: true);
+        Bind<string>("--sample-sampler", $"Sampler of the grids: ddpm (all T steps), ddim or dpm-solver (default {d.SampleSampler})", (c, v) => c.SampleSampler = v, onResume: true);
+        Bind<int>("--sample-steps", "Steps of the grid sampler (default 0: its default, T for ddpm, 20 for dpm-solver)", (c, v) => c.SampleSteps = v, onResume: true);
         Bind<int>("--sample-count", $"Images in each sample grid (default {d.SampleCount})", (c, v) => c.SampleCount = v, onResume: true);
         Bind<long>("--checkpoint-every", $"Checkpoint every N steps, 0 = only at the end (default {d.CheckpointEvery})", (c, v) => c.CheckpointEvery = v, onResume: true);
         Bind<int>("--keep-checkpoints", $"Checkpoints kept (default {d.KeepCheckpoints})", (c, v) => c.KeepCheckpoints = v, onResume: true);

@@ -63,6 +63,10 @@ public sealed class TrainConfig
     /// <summary>Sample grid from the EMA weights every N steps (0 = only at the end).</summary>
     public long SampleEvery { get; set; }
     public int SampleCount { get; set; } = 64;
+    /// <summary>Sampler of the grids: ddpm (ancestral, the paper's), ddim or dpm-solver.</summary>
+    public string SampleSampler { get; set; } = "ddpm";
+    /// <summary>Steps of the grid sampler (0 = its default: all T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
+    public int SampleSteps { get; set; }
     /// <summary>Checkpoint every N steps (0 = only at the end and on interruption).</summary>
     public long CheckpointEvery { get; set; } = 250;
     public int KeepCheckpoints { get; set; } = 2;
@@ -120,6 +124,18 @@ public sealed class TrainConfig
 
     public TrainConfig Clone() => FromJson(ToJson(), "clone");
 
+    private static void CheckSamplerName(string name, string option)
+    {
+        try
+        {
+            Sampling.SamplerSettings.ParseKind(name);
+        }
+        catch (DdpmException)
+        {
+            throw new DdpmException($"{option} {name}: expected ddpm, ddim or dpm-solver");
+        }
+    }
+
     /// <summary>Rejects impossible settings with a one-line message naming the option.</summary>
     public void Validate()
     {
@@ -140,6 +156,8 @@ public sealed class TrainConfig
         Check(EmaPower > 0 && EmaInvGamma > 0, "--ema-power/--ema-inv-gamma: must be positive");
         Check(LogEvery >= 1, $"--log-every {LogEvery}: must be at least 1");
         Check(SampleEvery >= 0, $"--sample-every {SampleEvery}: must not be negative");
+        Check(SampleSteps >= 0 && SampleSteps <= Timesteps, $"--sample-steps {SampleSteps}: must be between 0 (the sampler's default) and --timesteps {Timesteps}");
+        CheckSamplerName(SampleSampler, "--sample-sampler");
         Check(SampleCount is >= 1 and <= 4096, $"--sample-count {SampleCount}: must be between 1 and 4096");
         Check(CheckpointEvery >= 0, $"--checkpoint-every {CheckpointEvery}: must not be negative");
         Check(KeepCheckpoints >= 1, $"--keep-checkpoints {KeepCheckpoints}: must be at least 1");
@@ -151,7 +169,7 @@ public sealed class TrainConfig
         Check(EvalCount is >= 10 and <= 1_000_000, $"--eval-count {EvalCount}: must be between 10 and 1000000");
         Check(EvalRealCount >= 2 * EvalCount, $"--eval-real-count {EvalRealCount}: must be at least twice --eval-count ({2L * EvalCount}) for the real-vs-real floor");
         Check(EvalSteps >= 0 && EvalSteps <= Timesteps, $"--eval-steps {EvalSteps}: must be between 0 (the sampler's default) and --timesteps {Timesteps}");
-        Sampling.SamplerSettings.ParseKind(EvalSampler);
+        CheckSamplerName(EvalSampler, "--eval-sampler");
         Check(Threads >= 0, $"--threads {Threads}: must not be negative");
         DiffusionFactory.ParseSchedule(Schedule);
         DiffusionFactory.ParseVariance(Variance);

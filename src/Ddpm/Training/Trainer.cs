@@ -208,14 +208,25 @@ public sealed class Trainer : IDisposable
         return CheckpointStore.Save(RunDir, state, Model, EmaModel, _optimizer, Config.KeepCheckpoints);
     }
 
-    /// <summary>Samples <see cref="TrainConfig.SampleCount"/> images from the EMA weights and writes them as a grid.</summary>
+    /// <summary>
+    /// Samples <see cref="TrainConfig.SampleCount"/> images from the EMA weights with the grid sampler
+    /// (<see cref="GridSampler"/>: the ancestral one over all T steps unless configured) and writes them as a grid.
+    /// </summary>
     public string SaveSampleGrid(string path, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         var shape = new long[] { Config.SampleCount, Data.Channels, Data.Height, Data.Width };
-        using var result = AncestralSampler.Sample(Diffusion, EmaModel, shape, new SamplerOptions { Seed = Config.Seed }, Device, progress, cancellationToken);
+        using var result = Sampling.Sampler.Sample(Diffusion, EmaModel, shape, GridSampler(Config), new SamplerOptions { Seed = Config.Seed },
+            Device, progress, cancellationToken);
         ImageIO.SaveGrid(result.Samples, path, scale: GridScale(Data.Height));
         return path;
     }
+
+    /// <summary>The sampler of the grids: <see cref="TrainConfig.SampleSampler"/> over <see cref="TrainConfig.SampleSteps"/> steps (0: its default).</summary>
+    public static SamplerSettings GridSampler(TrainConfig config) => new()
+    {
+        Kind = SamplerSettings.ParseKind(config.SampleSampler),
+        Steps = config.SampleSteps > 0 ? config.SampleSteps : null,
+    };
 
     /// <summary>Small images are drawn larger in grids so that a person can see them.</summary>
     public static int GridScale(int imageSize) => imageSize <= 32 ? 2 : 1;
@@ -315,7 +326,7 @@ public sealed class Trainer : IDisposable
     {
         if (progress is null) return null;
         return new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Diffusion.Timesteps)));
+            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).ResolveTimesteps(Diffusion.Schedule).Length)));
     }
 
     public void Dispose()
