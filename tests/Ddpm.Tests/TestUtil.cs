@@ -43,6 +43,22 @@ public static class TestUtil
         WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = "cpu", Seed = 7,
     };
 
+    /// <summary>
+    /// Writes <paramref name="images"/> tiny images as a gzipped IDX file and a <see cref="TinyConfig"/> that trains on
+    /// them into <paramref name="dir"/>; returns both paths, for CLI tests that start with <c>ddpm train --config</c>.
+    /// </summary>
+    public static (string Idx, string ConfigPath) WriteTinyRunInputs(string dir, int images, long steps)
+    {
+        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
+        using (var data = TinyData(count: images))
+            Idx.WriteImages(idx, data.Images, gzip: true);
+        var config = TinyConfig(steps);
+        config.Data = idx;
+        var cfgPath = Path.Combine(dir, "cfg.json");
+        File.WriteAllText(cfgPath, config.ToJson());
+        return (idx, cfgPath);
+    }
+
     /// <summary>Runs the command line in-process and returns its exit code, standard output and standard error.</summary>
     public static (int Code, string Out, string Err) Cli(params string[] args)
     {

@@ -91,13 +91,7 @@ public class CliTests
     {
         var dir = TestUtil.TempDir();
         // A tiny IDX data set of 16 8x8 images.
-        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
-        using (var data = TestUtil.TinyData(count: 16))
-            Idx.WriteImages(idx, data.Images, gzip: true);
-        var config = TestUtil.TinyConfig(steps: 3);
-        config.Data = idx;
-        var cfgPath = Path.Combine(dir, "cfg.json");
-        File.WriteAllText(cfgPath, config.ToJson());
+        var (_, cfgPath) = TestUtil.WriteTinyRunInputs(dir, images: 16, steps: 3);
         var run = Path.Combine(dir, "run");
 
         var train = Run("train", "--config", cfgPath, "--run-dir", run, "--no-progress", "--threads", "2");

@@ -14,13 +14,7 @@ public class NllCliTests
     public void NllOfATinyRunReportsTheBoundAndItsParts()
     {
         var dir = TestUtil.TempDir();
-        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
-        using (var data = TestUtil.TinyData(count: 8))
-            Idx.WriteImages(idx, data.Images, gzip: true);
-        var config = TestUtil.TinyConfig(steps: 2);
-        config.Data = idx;
-        var cfgPath = Path.Combine(dir, "cfg.json");
-        File.WriteAllText(cfgPath, config.ToJson());
+        var (idx, cfgPath) = TestUtil.WriteTinyRunInputs(dir, images: 8, steps: 2);
         var run = Path.Combine(dir, "run");
         var train = Run("train", "--config", cfgPath, "--run-dir", run, "--no-progress");
         Assert.True(train.Code == 0, train.Err + train.Out);
@@ -64,13 +58,7 @@ public class NllCliTests
     public void ImprovedRecipeTrainsSamplesAndMeasuresALearnedVarianceModel()
     {
         var dir = TestUtil.TempDir();
-        var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
-        using (var data = TestUtil.TinyData(count: 8))
-            Idx.WriteImages(idx, data.Images, gzip: true);
-        var config = TestUtil.TinyConfig(steps: 2);
-        config.Data = idx;
-        var cfgPath = Path.Combine(dir, "cfg.json");
-        File.WriteAllText(cfgPath, config.ToJson());
+        var (_, cfgPath) = TestUtil.WriteTinyRunInputs(dir, images: 8, steps: 2);
         var run = Path.Combine(dir, "run");
         // The recipe's settings, with T from the file and one option overridden explicitly.
         var train = Run("train", "--config", cfgPath, "--recipe", "improved", "--prediction", "v", "--run-dir", run, "--no-progress");

@@ -15,13 +15,7 @@ public sealed class TinyRun : IDisposable
 
     public TinyRun()
     {
-        var idx = Path.Combine(Dir, "images-idx3-ubyte.gz");
-        using (var data = TestUtil.TinyData(count: 16))
-            Idx.WriteImages(idx, data.Images, gzip: true);
-        var config = TestUtil.TinyConfig(steps: 2);
-        config.Data = idx;
-        var cfgPath = Path.Combine(Dir, "cfg.json");
-        File.WriteAllText(cfgPath, config.ToJson());
+        var (_, cfgPath) = TestUtil.WriteTinyRunInputs(Dir, images: 16, steps: 2);
         var (code, _, err) = SamplerCliTests.Cli("train", "--config", cfgPath, "--run-dir", Run, "--no-progress", "--threads", "2");
         if (code != 0) throw new InvalidOperationException(err);
     }
