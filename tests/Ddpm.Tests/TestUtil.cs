@@ -15,9 +15,27 @@ public static class TestUtil
         return dir?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 
+    /// <summary>
+    /// The folder under which every temporary folder of this test process lives. It is removed when the process
+    /// exits, so a test that forgets (or cannot, because it failed) to delete its folder leaves nothing behind.
+    /// </summary>
+    public static readonly string TempRoot = CreateTempRoot();
+
+    private static string CreateTempRoot()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "ddpm-tests", $"{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+        return root;
+    }
+
+    /// <summary>A fresh folder under <see cref="TempRoot"/> (removed with it at exit).</summary>
     public static string TempDir()
     {
-        var d = Path.Combine(Path.GetTempPath(), "ddpm-tests", Guid.NewGuid().ToString("N"));
+        var d = Path.Combine(TempRoot, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(d);
         return d;
     }

@@ -3,8 +3,7 @@ namespace Ddpm.Tests.Data;
 /// <summary>A temporary folder deleted at dispose.</summary>
 internal sealed class TempDir : IDisposable
 {
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ddpm-test-" + Guid.NewGuid().ToString("N"));
-    public TempDir() => Directory.CreateDirectory(Path);
+    public string Path { get; } = TestUtil.TempDir();
     public string File(string name) => System.IO.Path.Combine(Path, name);
     public void Dispose()
     {
