@@ -13,59 +13,17 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Bench;
 
-public sealed class BenchOptions
-{
-    public string Preset { get; set; } = Presets.Default;
-    public int BatchSize { get; set; } = 64;
-    public int ThroughputSteps { get; set; } = 20;
-    public int SoakSteps { get; set; } = 1000;
-    public int SoakBatch { get; set; } = 4;
-    public int SampleSteps { get; set; } = 20;
-    public int Threads { get; set; }
-    /// <summary>Measure only the offline classifier's feature extraction.</summary>
-    public bool ClassifierOnly { get; set; }
-    /// <summary>Also measure FID Inception feature extraction (--inception), or only that (--inception-only).</summary>
-    public bool Inception { get; set; }
-    public bool InceptionOnly { get; set; }
-    public int InceptionBatch { get; set; } = 50;
-    public int InceptionBatches { get; set; } = 2;
-
-    public static BenchOptions Parse(string[] args)
-    {
-        var o = new BenchOptions();
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--preset": o.Preset = Next(); break;
-                case "--batch-size": o.BatchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--steps": o.ThroughputSteps = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--soak-steps": o.SoakSteps = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--soak-batch": o.SoakBatch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--sample-steps": o.SampleSteps = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--threads": o.Threads = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--classifier-only": o.ClassifierOnly = true; break;
-                case "--inception": o.Inception = true; break;
-                case "--inception-only": o.Inception = o.InceptionOnly = true; break;
-                case "--inception-batch": o.InceptionBatch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--inception-batches": o.InceptionBatches = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                default: throw new ArgumentException($"unknown option {args[i]}");
-            }
-        }
-        return o;
-    }
-}
-
 public static class Benchmarks
 {
     public static string Run(BenchOptions o, TextWriter log)
     {
         var inv = CultureInfo.InvariantCulture;
         int threads = TorchRuntime.SetThreads(o.Threads);
+        TorchRuntime.SetNnpack(false); // as the CLI: its "Unsupported hardware" warnings would flood the output
+        var device = TorchRuntime.ResolveDevice(o.Device);
         var sb = new StringBuilder();
         void Line(string s) { sb.AppendLine(s); log.WriteLine(s); }
-        Line($"ddpm benchmark: preset {o.Preset}, {threads} threads, {Environment.ProcessorCount} cores, {RuntimeInfo()}");
+        Line($"ddpm benchmark: preset {o.Preset}, device {device}, {threads} threads, {Environment.ProcessorCount} cores, {RuntimeInfo()}");
         if (o.ClassifierOnly)
         {
             using var digits = DatasetLoader.Load(FindBundledData(), maxCount: 2048);
@@ -74,15 +32,17 @@ public static class Benchmarks
         }
 
         // 1. The machine's reference rate: fp32 matmul 1024x1024.
-        double matmulGflops = MatmulGflops();
-        Line(string.Format(inv, "matmul 1024x1024 fp32: {0:F1} GFLOP/s", matmulGflops));
+        int matmulSize = device.type == DeviceType.CUDA ? 8192 : 1024;
+        double matmulGflops = MatmulGflops(device, matmulSize);
+        Line(string.Format(inv, "matmul {0}x{0} fp32 on {1}: {2:F1} GFLOP/s", matmulSize, device, matmulGflops));
         if (o.Inception) InceptionBenchmark.Run(o, Line);
         if (o.InceptionOnly) return sb.ToString();
 
         // 2. Training throughput at the default batch.
         var dataPath = FindBundledData();
         using var data = DatasetLoader.Load(dataPath, maxCount: 2048);
-        var config = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = "cpu", CheckpointEvery = 0 };
+        var config = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = o.Device, CheckpointEvery = 0 };
+        var (peer, peerWhy) = PeerBenchmark.Find(o.Peer, RepoRoot());
         var runDir = Path.Combine(Path.GetTempPath(), $"ddpm-bench-{Guid.NewGuid():N}");
         try
         {
@@ -90,8 +50,11 @@ public static class Benchmarks
             using (var trainer = Trainer.Start(config, runDir, data))
             {
                 for (int i = 0; i < 3; i++) trainer.TrainStep(); // warm-up
+                peer?.Capture(trainer); // after a few steps: a fresh U-Net's zero-initialised output convolutions make its output 0
+                Synchronize(device);
                 var sw = Stopwatch.StartNew();
                 for (int i = 0; i < o.ThroughputSteps; i++) trainer.TrainStep();
+                Synchronize(device);
                 double secs = sw.Elapsed.TotalSeconds;
                 trainIps = o.ThroughputSteps * (double)o.BatchSize / secs;
                 gflopPerImage = ModelStats.Gflops(trainer.Config.Model!);
@@ -100,21 +63,24 @@ public static class Benchmarks
                 Line(string.Format(inv, "model: {0:N0} parameters, {1:F3} GFLOP per image (forward)", ModelStats.CountParameters(trainer.Model), gflopPerImage));
                 Line(string.Format(inv, "training: {0:F1} images/s at batch {1} ({2:F2} s/step)", trainIps, o.BatchSize, secs / o.ThroughputSteps));
                 Line(string.Format(inv, "training achieved: {0:F1} GFLOP/s (3 x forward), {1:P0} of the matmul rate", achieved, achieved / matmulGflops));
+                if (peer is null) Line($"PyTorch peer: not run ({peerWhy})");
+                else Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
 
                 // 3. Sampling speed at batch 64: denoising steps per second.
                 var shape = new long[] { 64, data.Channels, data.Height, data.Width };
-                using var noise = randn(shape);
+                using var noise = randn(shape, device: device);
                 using var _ = no_grad();
                 trainer.EmaModel.eval();
-                var t = full(new long[] { 64 }, 10L, ScalarType.Int64);
+                var t = full(new long[] { 64 }, 10L, ScalarType.Int64, device: device);
                 trainer.EmaModel.call(noise, t).Dispose();
                 sw.Restart();
                 for (int i = 0; i < o.SampleSteps; i++)
                 {
                     using var scope = NewDisposeScope();
                     var x = noise.clone();
-                    var (sample, _) = trainer.Diffusion.PSample(trainer.EmaModel, x, t, randn(shape), true);
+                    var (sample, _) = trainer.Diffusion.PSample(trainer.EmaModel, x, t, randn(shape, device: device), true);
                 }
+                Synchronize(device);
                 double sps = o.SampleSteps / sw.Elapsed.TotalSeconds;
                 Line(string.Format(inv, "sampling: {0:F2} denoising steps/s at batch 64 ({1:F1} images/s through all {2} steps; {3:F1} min for 64 images)",
                     sps, sps * 64 / trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps / sps / 60));
@@ -126,7 +92,8 @@ public static class Benchmarks
                     var settings = new SamplerSettings { Kind = kind, Steps = Math.Min(o.SampleSteps, trainer.Diffusion.Timesteps) };
                     int steps = settings.ResolveTimesteps(trainer.Diffusion.Schedule).Length;
                     sw.Restart();
-                    using (Sampler.Sample(trainer.Diffusion, trainer.EmaModel, shape, settings, new SamplerOptions())) { }
+                    using (Sampler.Sample(trainer.Diffusion, trainer.EmaModel, shape, settings, new SamplerOptions(), device)) { }
+                    Synchronize(device);
                     double kindSps = steps / sw.Elapsed.TotalSeconds;
                     int defaultSteps = SamplerSettings.DefaultSteps(kind, trainer.Diffusion.Timesteps);
                     Line(string.Format(inv, "sampling {0}: {1:F2} steps/s at batch 64 ({2:F1} s for 64 images at its default {3} steps)",
@@ -135,7 +102,8 @@ public static class Benchmarks
             }
 
             // 4. Memory soak: many small steps; live tensors and resident memory must stay flat.
-            var soak = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = "cpu", CheckpointEvery = 0 };
+            var soak = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = o.Device, CheckpointEvery = 0 };
+            if (o.SoakSteps > 0)
             using (var trainer = Trainer.Start(soak, runDir + "-soak", data))
             {
                 long live100 = 0, rss100 = 0;
@@ -161,6 +129,7 @@ public static class Benchmarks
         }
         finally
         {
+            peer?.Dispose();
             foreach (var d in new[] { runDir, runDir + "-soak" })
                 if (Directory.Exists(d)) Directory.Delete(d, recursive: true);
         }
@@ -185,11 +154,18 @@ public static class Benchmarks
             extractor.Name, extractor.FeatureDims, best, images.shape[0]);
     }
 
-    private static double MatmulGflops()
+    /// <summary>Waits for the device's queued work, so that a timer measures work done, not work queued.</summary>
+    private static void Synchronize(Device device)
     {
-        using var a = randn(1024, 1024);
-        using var b = randn(1024, 1024);
+        if (device.type == DeviceType.CUDA) cuda.synchronize(device);
+    }
+
+    private static double MatmulGflops(Device device, int n)
+    {
+        using var a = randn(n, n, device: device);
+        using var b = randn(n, n, device: device);
         for (int i = 0; i < 5; i++) matmul(a, b).Dispose();
+        Synchronize(device);
         // Best of five rounds: the machine's attainable rate, not its average under other load.
         double best = 0;
         const int reps = 20;
@@ -197,18 +173,20 @@ public static class Benchmarks
         {
             var sw = Stopwatch.StartNew();
             for (int i = 0; i < reps; i++) matmul(a, b).Dispose();
-            best = Math.Max(best, reps * 2.0 * 1024 * 1024 * 1024 / sw.Elapsed.TotalSeconds / 1e9);
+            Synchronize(device);
+            best = Math.Max(best, reps * 2.0 * n * n * n / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }
 
     private static string RuntimeInfo() => $"TorchSharp {typeof(torch).Assembly.GetName().Version}, .NET {Environment.Version}";
 
-    private static string FindBundledData()
+    private static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Ddpm.slnx"))) dir = dir.Parent;
-        if (dir is null) throw new DdpmException("run the benchmark from inside the repository (data/mnist-10k not found)");
-        return Path.Combine(dir.FullName, "data", "mnist-10k", "images-idx3-ubyte.gz");
+        return dir?.FullName ?? throw new DdpmException("run the benchmark from inside the repository (Ddpm.slnx not found above it)");
     }
+
+    private static string FindBundledData() => Path.Combine(RepoRoot(), "data", "mnist-10k", "images-idx3-ubyte.gz");
 }

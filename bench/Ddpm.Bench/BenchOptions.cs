@@ -1,0 +1,99 @@
+using System.CommandLine;
+using Ddpm.Models;
+
+namespace Ddpm.Bench;
+
+/// <summary>What the benchmark measures and where; each property is one command-line option (see <see cref="BenchCommand"/>).</summary>
+public sealed class BenchOptions
+{
+    public string Preset { get; set; } = Presets.Default;
+    public string Device { get; set; } = "cpu";
+    public int BatchSize { get; set; } = 64;
+    public int ThroughputSteps { get; set; } = 20;
+    public int SoakSteps { get; set; } = 1000;
+    public int SoakBatch { get; set; } = 4;
+    public int SampleSteps { get; set; } = 20;
+    public int Threads { get; set; }
+    /// <summary>Measure only the offline classifier's feature extraction.</summary>
+    public bool ClassifierOnly { get; set; }
+    /// <summary>Also measure FID Inception feature extraction (--inception), or only that (--inception-only).</summary>
+    public bool Inception { get; set; }
+    public bool InceptionOnly { get; set; }
+    public int InceptionBatch { get; set; } = 50;
+    public int InceptionBatches { get; set; } = 2;
+    /// <summary>The Python that runs bench/pytorch_peer.py: "auto" (the first python3 that imports torch), "off", or a path.</summary>
+    public string Peer { get; set; } = "auto";
+}
+
+/// <summary>The benchmark's command line: options, help, and one-line errors for bad input.</summary>
+public static class BenchCommand
+{
+    private static Option<T> Opt<T>(string name, string description, T defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+
+    /// <summary>Parses <paramref name="args"/>; prints help or a one-line error and returns null when there is nothing to run.</summary>
+    public static (BenchOptions? Options, int ExitCode) Parse(string[] args, TextWriter output, TextWriter err)
+    {
+        var d = new BenchOptions();
+        var preset = Opt("--preset", "U-Net preset to train and sample", d.Preset);
+        var device = Opt("--device", "cpu, cuda, cuda:N or auto", d.Device);
+        var batch = Opt("--batch-size", "training batch", d.BatchSize);
+        var steps = Opt("--steps", "timed training steps (after 3 warm-up steps)", d.ThroughputSteps);
+        var soakSteps = Opt("--soak-steps", "steps of the memory soak (0: skip it)", d.SoakSteps);
+        var soakBatch = Opt("--soak-batch", "batch of the memory soak", d.SoakBatch);
+        var sampleSteps = Opt("--sample-steps", "timed denoising steps per sampler", d.SampleSteps);
+        var threads = Opt("--threads", "libtorch intra-op threads (0: all cores)", d.Threads);
+        var classifierOnly = Opt("--classifier-only", "measure only the offline classifier's feature extraction", false);
+        var inception = Opt("--inception", "also measure FID Inception feature extraction", false);
+        var inceptionOnly = Opt("--inception-only", "measure only FID Inception feature extraction", false);
+        var inceptionBatch = Opt("--inception-batch", "Inception batch", d.InceptionBatch);
+        var inceptionBatches = Opt("--inception-batches", "timed Inception batches", d.InceptionBatches);
+        var peer = Opt("--peer", "Python for the PyTorch peer (bench/pytorch_peer.py): auto, off, or a path", d.Peer);
+        var root = new RootCommand("ddpm benchmark: training and sampling throughput against the same-run matmul rate and the PyTorch peer")
+        {
+            preset, device, batch, steps, soakSteps, soakBatch, sampleSteps, threads, classifierOnly, inception,
+            inceptionOnly, inceptionBatch, inceptionBatches, peer,
+        };
+        var parsed = root.Parse(args);
+        if (parsed.Action is System.CommandLine.Help.HelpAction)
+        {
+            parsed.Invoke(new InvocationConfiguration { Output = output, Error = err });
+            return (null, 0);
+        }
+        if (parsed.Errors.Count > 0)
+        {
+            err.WriteLine($"error: {parsed.Errors[0].Message} (see --help)");
+            return (null, 2);
+        }
+        var o = new BenchOptions
+        {
+            Preset = parsed.GetValue(preset)!, Device = parsed.GetValue(device)!, BatchSize = parsed.GetValue(batch),
+            ThroughputSteps = parsed.GetValue(steps), SoakSteps = parsed.GetValue(soakSteps), SoakBatch = parsed.GetValue(soakBatch),
+            SampleSteps = parsed.GetValue(sampleSteps), Threads = parsed.GetValue(threads),
+            ClassifierOnly = parsed.GetValue(classifierOnly), Inception = parsed.GetValue(inception) || parsed.GetValue(inceptionOnly),
+            InceptionOnly = parsed.GetValue(inceptionOnly), InceptionBatch = parsed.GetValue(inceptionBatch),
+            InceptionBatches = parsed.GetValue(inceptionBatches), Peer = parsed.GetValue(peer)!,
+        };
+        string? problem = Check(o);
+        if (problem is not null)
+        {
+            err.WriteLine($"error: {problem} (see --help)");
+            return (null, 2);
+        }
+        return (o, 0);
+    }
+
+    private static string? Check(BenchOptions o)
+    {
+        if (o.BatchSize < 1) return $"--batch-size {o.BatchSize}: must be at least 1";
+        if (o.ThroughputSteps < 1) return $"--steps {o.ThroughputSteps}: must be at least 1";
+        if (o.SoakSteps < 0) return $"--soak-steps {o.SoakSteps}: must not be negative";
+        if (o.SoakBatch < 1) return $"--soak-batch {o.SoakBatch}: must be at least 1";
+        if (o.SampleSteps < 1) return $"--sample-steps {o.SampleSteps}: must be at least 1";
+        if (o.Threads < 0) return $"--threads {o.Threads}: must not be negative";
+        if (o.InceptionBatch < 1 || o.InceptionBatches < 1) return "--inception-batch and --inception-batches: must be at least 1";
+        if (!Presets.Names.Contains(o.Preset, StringComparer.OrdinalIgnoreCase))
+            return $"--preset {o.Preset}: expected one of {string.Join(", ", Presets.Names)}";
+        return null;
+    }
+}
