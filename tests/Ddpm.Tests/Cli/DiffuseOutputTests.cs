@@ -35,9 +35,9 @@ public class DiffuseOutputTests : OneThreadTest
     public void ForwardFigureWithoutCheckpointStartsFromTheStoredBytesAndFollowsQ()
     {
         var dir = TestUtil.TempDir();
-        // 16 images of 8x8 bytes, mostly bright (96..255, so the mean of x_0 is far from 0 and the mean of x_t depends on
+        // 64 images of 8x8 bytes, mostly bright (96..255, so the mean of x_0 is far from 0 and the mean of x_t depends on
         // sqrt(alpha_bar_t)), with a 0 and a 255 to see the extremes pass through.
-        const int n = 16;
+        const int n = 64;
         var rng = new Random(20240);
         var bytes = Enumerable.Range(0, n * Size * Size).Select(_ => (byte)rng.Next(96, 256)).ToArray();
         bytes[0] = 0;
@@ -45,20 +45,20 @@ public class DiffuseOutputTests : OneThreadTest
         var idx = Path.Combine(dir, "images-idx3-ubyte.gz");
         Idx.WriteImages(idx, bytes, n, Size, Size, gzip: true);
 
-        var (code, output, err) = TestUtil.Cli("diffuse", "--data", idx, "--count", "16", "--frames", "5", "--seed", "3",
+        var (code, output, err) = TestUtil.Cli("diffuse", "--data", idx, "--count", "64", "--frames", "5", "--seed", "3",
             "--output-dir", dir, "--device", "cpu", "--threads", "1", "--no-progress");
         Assert.True(code == 0, err);
         // T = 1000 (the default, linear); frame i shows t = round(i 999 / 4): 0, 249.75 -> 250, 499.5 -> 500 (half to even),
         // 749.25 -> 749, 999.
         int[] shown = { 0, 250, 500, 749, 999 };
-        Assert.Contains("16 images, x_t at t = 0, 250, 500, 749, 999 (0-based; column 0 is the data)", output);
+        Assert.Contains("64 images, x_t at t = 0, 250, 500, 749, 999 (0-based; column 0 is the data)", output);
         Assert.False(File.Exists(Path.Combine(dir, "reverse.png")), "no checkpoint, no reverse process");
 
-        // 5 columns, 16 rows of 16-pixel cells: 5 x 18 + 2 = 92 wide, 16 x 18 + 2 = 290 high.
-        var layout = new GridLayout(5, 16, Size, Scale);
-        Assert.Equal((92, 290), (layout.Width, layout.Height));
+        // 5 columns, 64 rows of 16-pixel cells: 5 x 18 + 2 = 92 wide, 64 x 18 + 2 = 1154 high.
+        var layout = new GridLayout(5, 64, Size, Scale);
+        Assert.Equal((92, 1154), (layout.Width, layout.Height));
         var png = GreyPng.Read(Path.Combine(dir, "forward.png"));
-        layout.CheckFrame(png, used: 80);
+        layout.CheckFrame(png, used: 320);
 
         // Column 0 is the data exactly as stored.
         for (int r = 0; r < n; r++)
@@ -66,7 +66,7 @@ public class DiffuseOutputTests : OneThreadTest
 
         // Columns 1-4 are draws from q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I) (reference.md section 1),
         // with the linear betas 1e-4 .. 0.02 computed here. Pixels are independent given x_0, so each column's sum of bytes,
-        // sum of squared bytes and count of saturated bytes (0 or 255) is a sum of 1024 independent terms whose mean and
+        // sum of squared bytes and count of saturated bytes (0 or 255) is a sum of 4096 independent terms whose mean and
         // variance follow from each pixel's quantised Gaussian: each must lie within 4.5 standard errors (a false alarm
         // for a correct process has probability below 1e-5 per statistic).
         var alphaBar = LinearAlphaBar(1000);
@@ -102,19 +102,24 @@ public class DiffuseOutputTests : OneThreadTest
         {
             ("sum of bytes", k => k), ("sum of squared bytes", k => (double)k * k), ("saturated bytes", k => k is 0 or 255 ? 1 : 0),
         };
-        foreach (var (name, f) in statistics)
+        var mean = new double[3];
+        var variance = new double[3];
+        var sum = new double[3];
+        for (int i = 0; i < observed.Length; i++)
         {
-            double mean = 0, variance = 0, sum = 0;
-            for (int i = 0; i < observed.Length; i++)
+            var p = QuantisedGaussian.ByteProbabilities(scaleX0 * (data[i] / 127.5 - 1), s);
+            for (int j = 0; j < 3; j++)
             {
-                var p = QuantisedGaussian.ByteProbabilities(scaleX0 * (data[i] / 127.5 - 1), s);
-                var (m, v) = QuantisedGaussian.Moments(p, f);
-                mean += m;
-                variance += v;
-                sum += f(observed[i]);
+                var (m, v) = QuantisedGaussian.Moments(p, statistics[j].F);
+                mean[j] += m;
+                variance[j] += v;
+                sum[j] += statistics[j].F(observed[i]);
             }
-            double z = (sum - mean) / Math.Sqrt(variance);
-            Assert.True(Math.Abs(z) < 4.5, $"{what}: {name} {sum} against the expected {mean:F1} is {z:F2} standard errors off");
+        }
+        for (int j = 0; j < 3; j++)
+        {
+            double z = (sum[j] - mean[j]) / Math.Sqrt(variance[j]);
+            Assert.True(Math.Abs(z) < 4.5, $"{what}: {statistics[j].Name} {sum[j]} against the expected {mean[j]:F1} is {z:F2} standard errors off");
         }
     }
 
