@@ -8,7 +8,8 @@ public static class FrechetDistance
     /// <summary>
     /// |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)) in float64. Tr(sqrt(S1 S2)) is the sum of the square roots of
     /// the eigenvalues of A S2 A (symmetrised), A = sqrt(S1) from a symmetric eigendecomposition; negative eigenvalues
-    /// (round-off) are clamped to 0.
+    /// (round-off) are clamped to 0. A covariance with an eigenvalue below -<see cref="PsdTolerance"/> times its largest
+    /// magnitude is not a covariance (e.g. a corrupt statistics file) and is an error rather than being clamped.
     /// </summary>
     public static double Compute(FeatureStatistics a, FeatureStatistics b)
     {
@@ -21,6 +22,8 @@ public static class FrechetDistance
         var mu2 = tensor(b.Mu, ScalarType.Float64);
         var s1 = Symmetrise(tensor(a.Sigma, ScalarType.Float64));
         var s2 = Symmetrise(tensor(b.Sigma, ScalarType.Float64));
+        RequirePositiveSemiDefinite(s1, "the first");
+        RequirePositiveSemiDefinite(s2, "the second");
 
         var diff = mu1 - mu2;
         double meanTerm = diff.dot(diff).item<double>();
@@ -33,6 +36,22 @@ public static class FrechetDistance
         double trSqrt = eig.sqrt().sum().item<double>();
 
         return meanTerm + tr1 + tr2 - 2.0 * trSqrt;
+    }
+
+    /// <summary>
+    /// Relative size of a negative eigenvalue still taken as round-off: covariances stored in float32 (as some .npz
+    /// files are) move eigenvalues by up to about 1e-7 sqrt(D) times the largest, below 1e-5 for D = 2048.
+    /// </summary>
+    public const double PsdTolerance = 1e-5;
+
+    private static void RequirePositiveSemiDefinite(Tensor s, string which)
+    {
+        using var scope = NewDisposeScope();
+        var values = linalg.eigvalsh(s);
+        double smallest = values.min().item<double>();
+        double largest = values.abs().max().item<double>();
+        if (smallest < -PsdTolerance * largest)
+            throw new DdpmException($"Frechet distance: {which} covariance is not positive semi-definite (eigenvalue {smallest:G4}, largest magnitude {largest:G4})");
     }
 
     /// <summary>Square root of a symmetric positive semi-definite matrix (negative eigenvalues clamped to 0).</summary>
