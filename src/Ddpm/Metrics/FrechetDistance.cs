@@ -8,7 +8,8 @@ public static class FrechetDistance
     /// <summary>
     /// |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr(sqrt(S1 S2)) in float64. Tr(sqrt(S1 S2)) is the sum of the square roots of
     /// the eigenvalues of A S2 A (symmetrised), A = sqrt(S1) from a symmetric eigendecomposition; negative eigenvalues
-    /// (round-off) are clamped to 0.
+    /// (round-off) are clamped to 0. A covariance with an eigenvalue below -<see cref="PsdTolerance"/> times its largest
+    /// magnitude is not a covariance (e.g. a corrupt statistics file) and is an error rather than being clamped.
     /// </summary>
     public static double Compute(FeatureStatistics a, FeatureStatistics b)
     {
@@ -21,13 +22,14 @@ public static class FrechetDistance
         var mu2 = tensor(b.Mu, ScalarType.Float64);
         var s1 = Symmetrise(tensor(a.Sigma, ScalarType.Float64));
         var s2 = Symmetrise(tensor(b.Sigma, ScalarType.Float64));
+        RequirePositiveSemiDefinite(linalg.eigvalsh(s2), "the second");
 
         var diff = mu1 - mu2;
         double meanTerm = diff.dot(diff).item<double>();
         double tr1 = s1.trace().item<double>();
         double tr2 = s2.trace().item<double>();
 
-        var sqrtS1 = SqrtPsd(s1);
+        var sqrtS1 = SqrtPsd(s1, "the first");
         var m = Symmetrise(sqrtS1.matmul(s2).matmul(sqrtS1));
         var eig = linalg.eigvalsh(m).clamp_min(0.0);
         double trSqrt = eig.sqrt().sum().item<double>();
@@ -35,10 +37,30 @@ public static class FrechetDistance
         return meanTerm + tr1 + tr2 - 2.0 * trSqrt;
     }
 
-    /// <summary>Square root of a symmetric positive semi-definite matrix (negative eigenvalues clamped to 0).</summary>
-    internal static Tensor SqrtPsd(Tensor s)
+    /// <summary>
+    /// Relative size of a negative eigenvalue still taken as round-off (checked on S1's eigendecomposition, which the
+    /// square root needs anyway, and on one more of S2): covariances stored in float32 (as some .npz
+    /// files are) move eigenvalues by up to about 1e-7 sqrt(D) times the largest, below 1e-5 for D = 2048.
+    /// </summary>
+    public const double PsdTolerance = 1e-5;
+
+    private static void RequirePositiveSemiDefinite(Tensor eigenvalues, string which)
+    {
+        using var scope = NewDisposeScope();
+        double smallest = eigenvalues.min().item<double>();
+        double largest = eigenvalues.abs().max().item<double>();
+        if (smallest < -PsdTolerance * largest)
+            throw new DdpmException($"Frechet distance: {which} covariance is not positive semi-definite (eigenvalue {smallest:G4}, largest magnitude {largest:G4})");
+    }
+
+    /// <summary>
+    /// Square root of a symmetric positive semi-definite matrix (negative round-off eigenvalues clamped to 0; larger
+    /// negative ones are an error naming <paramref name="which"/> covariance).
+    /// </summary>
+    internal static Tensor SqrtPsd(Tensor s, string which)
     {
         var (values, vectors) = linalg.eigh(s);
+        RequirePositiveSemiDefinite(values, which);
         var root = values.clamp_min(0.0).sqrt();
         return Symmetrise((vectors * root.unsqueeze(0)).matmul(vectors.t()));
     }

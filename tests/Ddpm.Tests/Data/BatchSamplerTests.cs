@@ -68,11 +68,28 @@ public class BatchSamplerTests
     [Fact]
     public void ShuffleIsPinned()
     {
-        // The permutation must not change between versions (resumed training depends on it). Expected values come from an
-        // independent Python implementation of the documented algorithm (SplitMix64, seed state Mix(seed + golden) ^
-        // Mix(epoch * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019), Fisher-Yates from the top with rejection-sampled draws).
+        // The permutation must not change between versions (resumed training depends on it). Every expected value is
+        // what the independent Python implementation Fixtures/shuffle_reference.py prints (its output is committed
+        // beside it as Fixtures/shuffle_reference.txt): SplitMix64 with state Mix(seed + golden) ^
+        // Mix(epoch * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019), Fisher-Yates from the top with rejection-sampled draws.
         Assert.Equal(new[] { 3, 2, 7, 6, 9, 4, 8, 0, 1, 5 }, BatchSampler.Shuffle(10, 42, 0));
         Assert.Equal(new[] { 2, 5, 7, 0, 4, 6, 8, 3, 9, 1 }, BatchSampler.Shuffle(10, 42, 1));
+        // A negative seed is taken as its two's complement.
+        Assert.Equal(new[] { 1, 9, 4, 5, 6, 7, 8, 0, 2, 3 }, BatchSampler.Shuffle(10, -1, 7));
+        Assert.Equal(new[] { 7, 14, 12, 17, 19, 6, 10, 18, 13, 2, 16, 8, 0, 4, 15, 1, 5, 9, 3, 11 },
+            BatchSampler.Shuffle(20, 123456789, 3));
+        Assert.Equal(new[] { 0 }, BatchSampler.Shuffle(1, 5, 0));
+    }
+
+    [Fact]
+    public void BoundedDrawsRejectLikeTheReference()
+    {
+        // Fixtures/shuffle_reference.py, last line: a bound just above 2^63 rejects raw draws below
+        // (2^64 - bound) mod bound (here raw draws 0, 1, 3, 4 and 5 of the first 8), so this pins the rejection path.
+        var rng = new SplitMix64(99);
+        ulong bound = (1UL << 63) + 12345;
+        Assert.Equal(new ulong[] { 6175226964866081474, 3152424238367753482, 4196489246895106442, 416967549105584133 },
+            Enumerable.Range(0, 4).Select(_ => rng.NextBelow(bound)).ToArray());
     }
 
     [Fact]

@@ -60,6 +60,19 @@ public class DatasetLoaderTests
         Assert.Equal(new long[] { 1, 3, 32, 32 }, ds.Images.shape);
         using var grey = DatasetLoader.Load(tmp.Path, imageSize: 8, channels: 1);
         Assert.Equal(new long[] { 1, 1, 8, 8 }, grey.Images.shape);
+        // SKColors.Green is (0, 128, 0); resampling a solid image leaves it solid, and v / 127.5 - 1 maps the channels to
+        // -1, 128 / 127.5 - 1 = 1/255 and -1. Grey is the BT.601 luma 0.587 * 128 = 75.136, kept unrounded:
+        // 75.136 / 127.5 - 1 = -0.410698... (float32 arithmetic: 1e-6).
+        var rgb = ds.Images[0].reshape(3, -1);
+        var expected = new[] { -1.0, 128 / 127.5 - 1, -1.0 };
+        for (int c = 0; c < 3; c++)
+        {
+            Assert.InRange(rgb[c].min().item<float>(), expected[c] - 1e-6, expected[c] + 1e-6);
+            Assert.InRange(rgb[c].max().item<float>(), expected[c] - 1e-6, expected[c] + 1e-6);
+        }
+        double y = 0.587 * 128 / 127.5 - 1;
+        Assert.InRange(grey.Images.min().item<float>(), y - 1e-6, y + 1e-6);
+        Assert.InRange(grey.Images.max().item<float>(), y - 1e-6, y + 1e-6);
     }
 
     [Fact]

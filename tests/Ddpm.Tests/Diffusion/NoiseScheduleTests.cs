@@ -128,6 +128,44 @@ public class NoiseScheduleTests
     }
 
     [Fact]
+    public void FourThousandLinearStepsKeepThePapersEndpoints()
+    {
+        // The project's linear schedule is linspace(1e-4, 0.02, T) for every T (README: --beta-start/--beta-end, defaults
+        // 1e-4 and 0.02; improved DDPM's 1000/T rescaling is not applied), so beta_t = 1e-4 + t (0.02 - 1e-4) / 3999.
+        var s = NoiseSchedule.Linear(4000);
+        for (int t = 0; t < 4000; t++) Close(1e-4 + t * (0.02 - 1e-4) / 3999, s.Betas[t], 1e-15, $"beta[{t}]");
+        // alpha_bar_t = prod_{i <= t} (1 - beta_i), computed with Python's decimal module at 50 digits:
+        //   ab = Decimal(1); for i in range(4000): ab *= 1 - (Decimal('1e-4') + Decimal('0.0199') * i / 3999)
+        // A float64 product of 4000 factors is good to about 4000 * 1.1e-16 relative; 1e-11 leaves a wide margin.
+        var expected = new (int T, double AlphaBar)[]
+        {
+            (0, 9.99900000000000011e-01), (1, 9.99795034253563419e-01), (999, 7.50185710328209049e-02),
+            (1999, 3.78575137445656473e-05), (2999, 1.25322990763739188e-10), (3999, 2.65323237182399520e-18),
+        };
+        foreach (var (t, ab) in expected)
+            Assert.True(Math.Abs(s.AlphasCumprod[t] - ab) <= 1e-11 * ab, $"alpha_bar[{t}] = {s.AlphasCumprod[t]:R}, expected {ab:R}");
+    }
+
+    [Fact]
+    public void FourThousandCosineStepsTelescopeToTheClosedForm()
+    {
+        // With f(u) = cos(((u / T) + 0.008) / 1.008 * pi / 2)^2, the product of 1 - beta_i = f(i + 1) / f(i) telescopes:
+        // alpha_bar_t = f(t + 1) / f(0) wherever no beta was clipped at 0.999. Only the last one is (f(T) = 0, so
+        // 1 - f(T) / f(T - 1) = 1); the one before is 1 - f(3999) / f(3998), about 3/4.
+        const int T = 4000;
+        static double F(int u) => Math.Pow(Math.Cos((u / (double)T + 0.008) / 1.008 * Math.PI / 2), 2);
+        var s = NoiseSchedule.Cosine(T);
+        Assert.Equal(0.999, s.Betas[T - 1]);
+        Assert.InRange(s.Betas[T - 2], 0.7, 0.8);
+        foreach (int t in new[] { 0, 1, 999, 1999, 2999, 3990, 3998 })
+        {
+            double expected = F(t + 1) / F(0);
+            Assert.True(Math.Abs(s.AlphasCumprod[t] - expected) <= 1e-11 * expected, $"alpha_bar[{t}] = {s.AlphasCumprod[t]:R}, expected {expected:R}");
+        }
+        Close(F(T - 1) / F(0) * 0.001, s.AlphasCumprod[T - 1], 1e-11 * s.AlphasCumprod[T - 1], "alpha_bar[T - 1] after the clipped beta");
+    }
+
+    [Fact]
     public void FromBetasCopiesAndHasNoKind()
     {
         var betas = new[] { 0.1, 0.2, 0.3 };

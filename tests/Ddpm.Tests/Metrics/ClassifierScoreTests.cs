@@ -92,21 +92,26 @@ public class ClassifierScoreTests
     }
 
     [Fact]
-    public void RealFloorOfFeaturesIsTheFrechetDistanceOfTheTwoSubsets()
+    public void RealFloorOfFeaturesIsTheFrechetDistanceOfTheTwoSubsetsByHand()
     {
-        using var gen = new Generator(11);
-        using var features = randn(new long[] { 90, 3 }, dtype: ScalarType.Float64, generator: gen);
-        double floor = DomainScores.RealFloor(features, 45, seed: 2);
-        var (a, b) = DomainScores.DisjointSubsets(90, 45, seed: 2);
-        var rows = features.data<double>().ToArray();
-        double[,] Pick(long[] idx)
-        {
-            var m = new double[idx.Length, 3];
-            for (int i = 0; i < idx.Length; i++) for (int j = 0; j < 3; j++) m[i, j] = rows[idx[i] * 3 + j];
-            return m;
-        }
-        double expected = FrechetDistance.Compute(FeatureStatistics.FromFeatures(Pick(a)), FeatureStatistics.FromFeatures(Pick(b)));
-        Assert.Equal(expected, floor, 12);
-        Assert.True(floor > 0);
+        // 12 rows of 3-D features; the floor of 6 with seed 2 splits a permutation of 0..11 into its first and last 6.
+        // The permutation (BatchSampler.Shuffle(12, 2, 0)) is the one tests/Ddpm.Tests/Data/Fixtures/shuffle_reference.py
+        // prints: [4, 0, 9, 11, 7, 2, 3, 10, 5, 6, 1, 8]. Means, covariances (over N - 1) and the Frechet distance are then
+        // computed in plain float64 loops (HandStatistics: Denman-Beavers square root, no eigendecomposition).
+        var rng = new Random(11);
+        var rows = Enumerable.Range(0, 12).Select(_ => new[] { rng.NextDouble() * 4 - 2, rng.NextDouble(), rng.NextDouble() * 3 }).ToArray();
+        var flat = new double[12, 3];
+        for (int i = 0; i < 12; i++) for (int j = 0; j < 3; j++) flat[i, j] = rows[i][j];
+        using var features = tensor(flat, ScalarType.Float64);
+        double floor = DomainScores.RealFloor(features, 6, seed: 2);
+
+        int[] first = { 4, 0, 9, 11, 7, 2 }, second = { 3, 10, 5, 6, 1, 8 };
+        double expected = HandStatistics.Frechet(first.Select(i => rows[i]).ToArray(), second.Select(i => rows[i]).ToArray());
+        // Both are float64 throughout; 1e-10 covers the different algorithms' round-off on values of order 1.
+        Assert.True(expected > 0.1, $"the two halves differ: {expected}");
+        Assert.Equal(expected, floor, 10);
+        var (a, b) = DomainScores.DisjointSubsets(12, 6, seed: 2);
+        Assert.Equal(first.Select(i => (long)i), a);
+        Assert.Equal(second.Select(i => (long)i), b);
     }
 }
