@@ -63,6 +63,9 @@ public static class Benchmarks
                 Line(string.Format(inv, "model: {0:N0} parameters, {1:F3} GFLOP per image (forward)", ModelStats.CountParameters(trainer.Model), gflopPerImage));
                 Line(string.Format(inv, "training: {0:F1} images/s at batch {1} ({2:F2} s/step)", trainIps, o.BatchSize, secs / o.ThroughputSteps));
                 Line(string.Format(inv, "training achieved: {0:F1} GFLOP/s (3 x forward), {1:P0} of the matmul rate", achieved, achieved / matmulGflops));
+                double netSecs = NetworkSecondsPerStep(trainer, data, o.BatchSize, o.ThroughputSteps, device);
+                Line(string.Format(inv, "training loop overhead: {0:P1} over the network's own forward + loss + backward ({1:F3} s of the {2:F3} s step: data, noise, optimiser, clipping, EMA, read-backs)",
+                    (secs / o.ThroughputSteps - netSecs) / netSecs, netSecs, secs / o.ThroughputSteps));
                 if (peer is null) Line($"PyTorch peer: not run ({peerWhy})");
                 else Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
 
@@ -82,6 +85,12 @@ public static class Benchmarks
                 }
                 Synchronize(device);
                 double sps = o.SampleSteps / sw.Elapsed.TotalSeconds;
+                sw.Restart();
+                for (int i = 0; i < o.SampleSteps; i++) trainer.EmaModel.call(noise, t).Dispose();
+                Synchronize(device);
+                double forwardsPerSecond = o.SampleSteps / sw.Elapsed.TotalSeconds;
+                Line(string.Format(inv, "sampling loop overhead: {0:P1} over the network's forward pass alone ({1:F2} forwards/s at batch 64)",
+                    forwardsPerSecond / sps - 1, forwardsPerSecond));
                 Line(string.Format(inv, "sampling: {0:F2} denoising steps/s at batch 64 ({1:F1} images/s through all {2} steps; {3:F1} min for 64 images)",
                     sps, sps * 64 / trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps, trainer.Diffusion.Timesteps / sps / 60));
                 t.Dispose();
@@ -152,6 +161,33 @@ public static class Benchmarks
         }
         return string.Format(CultureInfo.InvariantCulture, "classifier features ({0}, {1}-d): {2:F0} images/s at batch 250 (best of 3 passes over {3} images)",
             extractor.Name, extractor.FeatureDims, best, images.shape[0]);
+    }
+
+    /// <summary>
+    /// Seconds per step of the network's own work in training: forward, L_simple and backward on one batch already on
+    /// the device, with nothing else (no data gathering, noise, optimiser, clipping, EMA or read-back).
+    /// </summary>
+    private static double NetworkSecondsPerStep(Trainer trainer, ImageDataset data, int batch, int steps, Device device)
+    {
+        using var outer = NewDisposeScope();
+        var x0 = data.Images.narrow(0, 0, Math.Min(batch, data.Count)).to(device);
+        using var gen = new Generator(1, CPU);
+        var t = randint(0, trainer.Diffusion.Timesteps, new long[] { x0.shape[0] }, generator: gen).to(device);
+        var noise = randn(x0.shape, generator: gen).to(device);
+        trainer.Model.train();
+        void Once()
+        {
+            using var scope = NewDisposeScope();
+            trainer.Model.zero_grad();
+            trainer.Diffusion.TrainingLosses(trainer.Model, x0, t, noise).mean().backward();
+        }
+        Once();
+        Synchronize(device);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) Once();
+        Synchronize(device);
+        trainer.Model.zero_grad();
+        return sw.Elapsed.TotalSeconds / steps;
     }
 
     /// <summary>Waits for the device's queued work, so that a timer measures work done, not work queued.</summary>
