@@ -26,13 +26,15 @@ public sealed class InceptionOptions
         cmd.Options.Add(Download);
     }
 
-    public IFeatureExtractor Open(ParseResult parse, Device device)
+    /// <summary>The network chosen; <paramref name="logits"/> false when no Inception Score is asked for (then a small
+    /// <c>--dims</c> runs only the first layers).</summary>
+    public IFeatureExtractor Open(ParseResult parse, Device device, bool logits)
     {
         string? path = parse.GetValue(Weights);
         InceptionFeatureExtractor.TapFor(parse.GetValue(Dims));
         if (parse.GetValue(Download) && path is null)
             path = InceptionWeights.DownloadAsync().GetAwaiter().GetResult();
-        return InceptionFeatureExtractor.Load(path, parse.GetValue(Dims), device);
+        return InceptionFeatureExtractor.Load(path, parse.GetValue(Dims), device, logits);
     }
 }
 

@@ -25,7 +25,7 @@ public static class FidCommand
         cmd.SetAction(parse =>
         {
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
-            using var extractor = inception.Open(parse, device);
+            using var extractor = inception.Open(parse, device, logits: parse.GetValue(isc));
             using var sa = eval.Open(parse, parse.GetValue(a)!, device);
             using var sb = eval.Open(parse, parse.GetValue(b)!, device);
             var options = new DistanceOptions
@@ -103,7 +103,7 @@ public static class StatsCommand
             var outPath = parse.GetValue(output)!;
             if (!outPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new DdpmException($"--output {outPath}: must end in .npz");
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
-            using var extractor = parse.GetValue(classifier) is string c ? ClassifierChoice.Open(c, device) : inception.Open(parse, device);
+            using var extractor = parse.GetValue(classifier) is string c ? ClassifierChoice.Open(c, device) : inception.Open(parse, device, logits: false);
             using var src = eval.Open(parse, parse.GetValue(source)!, device);
             if (src.Kind == ImageSourceKind.Statistics) throw new DdpmException($"{src.Path}: already statistics");
             var token = ctx.CancelOnCtrlC();

@@ -197,6 +197,27 @@ public static class ImageIO
     }
 
     /// <summary>
+    /// Loads an image file as pytorch-fid reads it (PIL's <c>Image.open(path).convert("RGB")</c>): the stored 8-bit values at
+    /// the file's own size, with alpha, if any, dropped (not composited: PIL's RGBA to RGB conversion discards it) and no
+    /// colour management. Returns a tensor (C, H, W) in [-1, 1], pixel b mapped to b / 127.5 - 1, so that
+    /// <see cref="Quantize(Tensor)"/> gives the stored bytes back exactly: C = 1 for a grey image without alpha (whose RGB
+    /// conversion would repeat the one channel three times), otherwise C = 3.
+    /// </summary>
+    public static Tensor LoadDroppingAlpha(string path)
+    {
+        using var bitmap = Decode(path, out bool grey);
+        int h = bitmap.Height, w = bitmap.Width, c = grey ? 1 : 3;
+        var pixels = bitmap.GetPixelSpan();
+        int rowBytes = bitmap.RowBytes, step = grey ? 1 : 4;
+        var bytes = new byte[c * h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int k = 0; k < c; k++)
+                    bytes[(y * w + x) * c + k] = pixels[y * rowBytes + step * x + k];
+        return FromBytes(bytes, c, h, w);
+    }
+
+    /// <summary>
     /// Decodes an image file: a grey image without alpha to Gray8, anything else to unpremultiplied RGBA8888, with no colour conversion.
     /// Failures are DdpmExceptions naming the file.
     /// </summary>

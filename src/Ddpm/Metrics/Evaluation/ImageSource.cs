@@ -67,7 +67,10 @@ public abstract class ImageSource : IDisposable
 
     /// <summary>
     /// Opens <paramref name="path"/>: a <c>.npz</c> file is statistics; a run folder, checkpoint folder or
-    /// <c>.safetensors</c> file inside one is a checkpoint; anything else is read as data (IDX file or image folder).
+    /// <c>.safetensors</c> file inside one is a checkpoint; anything else is read as data, every image at its own size as
+    /// pytorch-fid reads it (no crop, no resample: each extractor brings images to its own input size): an IDX file (or a
+    /// folder holding one, see <see cref="DatasetLoader.FindIdxImages"/>) as stored, any other folder as an
+    /// <see cref="ImageFolderSource"/>.
     /// </summary>
     public static ImageSource Open(string path, ImageSourceOptions? options = null)
     {
@@ -86,6 +89,8 @@ public abstract class ImageSource : IDisposable
             return new CheckpointSource(path, options);
         }
         if (!File.Exists(path) && !Directory.Exists(path)) throw new DdpmException($"not found: {path}");
+        if (Directory.Exists(path) && DatasetLoader.FindIdxImages(path) is null)
+            return new ImageFolderSource(path, options.Count);
         return new DatasetSource(path, DatasetLoader.Load(path, maxCount: options.Count));
     }
 
@@ -126,7 +131,7 @@ public sealed class StatisticsSource : ImageSource
         throw new DdpmException($"{Path}: holds only feature statistics, no images (KID, IS and class histograms need images)");
 }
 
-/// <summary>Real images from an IDX file or image folder (or any dataset in memory); owns the dataset.</summary>
+/// <summary>Real images from an IDX file (or any dataset in memory); owns the dataset.</summary>
 public sealed class DatasetSource : ImageSource
 {
     public DatasetSource(string path, ImageDataset data) : base(path, ImageSourceKind.Images) => Data = data;

@@ -8,7 +8,8 @@ namespace Ddpm.Metrics.Inception;
 /// rounded to 8 bits, preprocessed by <see cref="FidPreprocess"/> and run through <see cref="FidInceptionV3"/>; the
 /// features are the tap of the chosen size (64, 192, 768 or the standard 2048, "pool3"), averaged over space.
 /// <see cref="FeatureBatch.Logits"/> are the 1008 class logits WITHOUT fc's bias (pool3 times fc.weight transposed),
-/// which is what torch-fidelity feeds the Inception Score ("logits_unbiased").
+/// which is what torch-fidelity feeds the Inception Score ("logits_unbiased"). An extractor made without logits has
+/// <see cref="Classes"/> 0 and runs the network only as far as its tap (about a ninth of the work for the 64 features).
 /// </summary>
 public sealed class InceptionFeatureExtractor : IFeatureExtractor
 {
@@ -21,15 +22,18 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
     private readonly FidInceptionV3 _net;
     private readonly InceptionTaps _tap;
     private readonly bool _ownsNetwork;
+    private readonly bool _logits;
 
     /// <summary>
     /// Wraps a network, moved to <paramref name="device"/> (default CPU); disposing the extractor disposes the network
     /// unless <paramref name="ownsNetwork"/> is false. Use <see cref="Load"/> for the real weights; a fresh
-    /// <see cref="FidInceptionV3"/> has random ones.
+    /// <see cref="FidInceptionV3"/> has random ones. <paramref name="logits"/> false: features only (no Inception Score).
     /// </summary>
-    public InceptionFeatureExtractor(FidInceptionV3 network, int dims = DefaultDims, Device? device = null, bool ownsNetwork = true)
+    public InceptionFeatureExtractor(FidInceptionV3 network, int dims = DefaultDims, Device? device = null, bool ownsNetwork = true,
+        bool logits = true)
     {
         _ownsNetwork = ownsNetwork;
+        _logits = logits;
         ArgumentNullException.ThrowIfNull(network);
         _tap = TapFor(dims);
         FeatureDims = dims;
@@ -41,13 +45,13 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
 
     /// <summary>
     /// The extractor with the weights found by <see cref="InceptionWeights.Resolve(string?)"/> from
-    /// <paramref name="weightsPath"/> (null: environment variable, then cache folder).
+    /// <paramref name="weightsPath"/> (null: environment variable, then cache folder); <paramref name="logits"/> as in the constructor.
     /// </summary>
-    public static InceptionFeatureExtractor Load(string? weightsPath = null, int dims = DefaultDims, Device? device = null)
+    public static InceptionFeatureExtractor Load(string? weightsPath = null, int dims = DefaultDims, Device? device = null, bool logits = true)
     {
         TapFor(dims); // a wrong --dims fails before the 91 MiB load
         var path = InceptionWeights.Resolve(weightsPath);
-        return new InceptionFeatureExtractor(InceptionWeights.LoadNetwork(path), dims, device);
+        return new InceptionFeatureExtractor(InceptionWeights.LoadNetwork(path), dims, device, logits: logits);
     }
 
     /// <summary>"inception-v3-fid/" and the tap: pool3 (2048), mixed6e (768), maxpool2 (192) or maxpool1 (64).</summary>
@@ -61,8 +65,8 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
 
     public int FeatureDims { get; }
 
-    /// <summary>1008: the TF graph's classes (ImageNet's 1000 and 8 unused).</summary>
-    public int Classes => FidInceptionV3.Classes;
+    /// <summary>1008: the TF graph's classes (ImageNet's 1000 and 8 unused); 0 for an extractor made without logits.</summary>
+    public int Classes => _logits ? FidInceptionV3.Classes : 0;
 
     public Device Device { get; }
 
@@ -70,8 +74,8 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
     public FidInceptionV3 Network => _net;
 
     /// <summary>
-    /// Features (N, FeatureDims) and unbiased logits (N, 1008) of float (N, C, H, W) images in [-1, 1], C = 1 or 3, any
-    /// size (resized to 299x299). Both float32, on <see cref="Device"/>.
+    /// Features (N, FeatureDims) and unbiased logits (N, 1008; null without logits) of float (N, C, H, W) images in
+    /// [-1, 1], C = 1 or 3, any size (resized to 299x299). Both float32, on <see cref="Device"/>.
     /// </summary>
     public FeatureBatch Extract(Tensor images)
     {
@@ -92,7 +96,7 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
 
     private FeatureBatch Run(Tensor input)
     {
-        var o = _net.Run(input, _tap | InceptionTaps.LogitsUnbiased);
+        var o = _net.Run(input, _logits ? _tap | InceptionTaps.LogitsUnbiased : _tap);
         var features = _tap switch
         {
             InceptionTaps.MaxPool1 => o.MaxPool1,
@@ -100,7 +104,7 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
             InceptionTaps.Mixed6e => o.Mixed6e,
             _ => o.Pool3,
         };
-        return new FeatureBatch(features!.MoveToOuterDisposeScope(), o.LogitsUnbiased!.MoveToOuterDisposeScope());
+        return new FeatureBatch(features!.MoveToOuterDisposeScope(), o.LogitsUnbiased?.MoveToOuterDisposeScope());
     }
 
     /// <summary>The tap for a feature size, or a <see cref="DdpmException"/> for a size pytorch-fid does not offer.</summary>
