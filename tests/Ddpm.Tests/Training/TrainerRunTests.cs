@@ -1,4 +1,6 @@
 using Ddpm.Runtime;
+using Ddpm.Sampling;
+using Ddpm.Tests.Metrics;
 using Ddpm.Training;
 using static TorchSharp.torch;
 
@@ -18,6 +20,34 @@ public class TrainerRunTests
             Assert.True(p.equal(e[name]).all().item<bool>(), $"{what} {name}");
     }
 
+    /// <summary>
+    /// Each metrics line holds the mean of the per-step losses (from the progress reports) since the previous line, so
+    /// every step's loss is counted once; the lines fall on <paramref name="lineSteps"/>.
+    /// </summary>
+    private static void AssertLogLinesAverageTheirWindows(string run, IReadOnlyList<TrainProgress> reports, long[] lineSteps)
+    {
+        var lines = MetricsLog.Read(run);
+        Assert.Equal(lineSteps, lines.Select(l => l.Step));
+        long previous = 0;
+        foreach (var line in lines)
+        {
+            var window = reports.Where(r => r.Step > previous && r.Step <= line.Step).ToList();
+            Assert.Equal(line.Step - previous, window.Count);
+            double mean = window.Sum(r => r.Loss) / window.Count;
+            Assert.Equal(mean, line.Loss, 1e-12 * mean); // the same doubles summed: only the order of rounding may differ
+            Assert.Equal(window[^1].LearningRate, line.Lr);
+            Assert.Equal(window[^1].GradNorm, line.GradNorm);
+            previous = line.Step;
+        }
+    }
+
+    private static SyncProgress<TrainProgress> Collect(List<TrainProgress> into, Action<TrainProgress>? also = null) =>
+        new(p =>
+        {
+            if (p.Phase == "train") into.Add(p);
+            also?.Invoke(p);
+        });
+
     [Fact]
     public void CancellingMidRunSavesTheCurrentStepAndResumingEndsOnTheSameWeights()
     {
@@ -28,17 +58,20 @@ public class TrainerRunTests
         // the step the run is stopped at, makes the interruption save the same step a second time.
         var config = TestUtil.TinyConfig(steps: 6);
         config.CheckpointEvery = 3;
+        config.LogEvery = 2;
 
+        var straightReports = new List<TrainProgress>();
         using var straight = Trainer.Start(config, Path.Combine(dir, "straight"), data);
-        straight.Run();
+        straight.Run(Collect(straightReports));
 
         var run = Path.Combine(dir, "stopped");
+        var reports = new List<TrainProgress>();
         using var cts = new CancellationTokenSource();
         TrainResult first;
         using (var t = Trainer.Start(config, run, data))
         {
             // Reports are synchronous: cancelling after step 3's report stops the loop before step 4 begins.
-            first = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == "train" && p.Step == 3) cts.Cancel(); }), cts.Token);
+            first = t.Run(Collect(reports, p => { if (p.Phase == "train" && p.Step == 3) cts.Cancel(); }), cts.Token);
             Assert.Equal(3, t.Step);
         }
         Assert.True(first.Interrupted);
@@ -52,13 +85,51 @@ public class TrainerRunTests
 
         using var resumed = Trainer.Resume(run, data);
         Assert.Equal(3, resumed.Step);
-        var end = resumed.Run();
+        var end = resumed.Run(Collect(reports));
         Assert.False(end.Interrupted);
         Assert.Equal(6, end.Step);
-        // Exact resume: bit-for-bit the weights of the uninterrupted run, and the same six logged losses.
+        // Exact resume: bit-for-bit the weights of the uninterrupted run, and the same loss at every step.
         AssertSameParameters(straight.Model, resumed.Model, "model");
         AssertSameParameters(straight.EmaModel, resumed.EmaModel, "ema");
-        Assert.Equal(MetricsLog.Read(straight.RunDir).Select(r => (r.Step, r.Loss)), MetricsLog.Read(run).Select(r => (r.Step, r.Loss)));
+        Assert.Equal(straightReports.Select(r => (r.Step, r.Loss)), reports.Select(r => (r.Step, r.Loss)));
+        // Log every 2: lines at 2 and 6 as in the straight run, and the interrupted window (step 3) is logged when the run
+        // stops, so the line at 4 after resuming averages step 4 alone and no step's loss goes unlogged.
+        AssertLogLinesAverageTheirWindows(straight.RunDir, straightReports, new long[] { 2, 4, 6 });
+        AssertLogLinesAverageTheirWindows(run, reports, new long[] { 2, 3, 4, 6 });
+    }
+
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("eval")]
+    public void CancellingWhileAPeriodicGridOrEvaluationRunsStopsAtThatStepWithACheckpoint(string phase)
+    {
+        using var scope = NewDisposeScope();
+        using var data = TestUtil.TinyData();
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        var config = TestUtil.TinyConfig(steps: 5);
+        config.SampleEvery = phase == "sample" ? 2 : 0;
+        config.EvalEvery = phase == "eval" ? 2 : 0;
+        config.EvalCount = 10;
+        config.EvalRealCount = 20;
+        using var cts = new CancellationTokenSource();
+        using var t = Trainer.Start(config, run, data);
+        if (phase == "eval") // scores pixel statistics of ancestral samples: no classifier needed
+            t.Evaluator = new TrainingEvaluator(t.Config, data, new[] { new EvalMetric("fd_pixels", new PixelStatsExtractor()) },
+                (model, diffusion, shape, seed, ct) =>
+                {
+                    using var r = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, CPU, null, ct);
+                    return r.Samples.detach().clone();
+                });
+        // The first grid (or evaluation) comes after step 2; cancel while it draws.
+        var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == phase) cts.Cancel(); }), cts.Token);
+        // Run documents: on cancellation it saves a checkpoint and returns with Interrupted set (it must not throw and
+        // lose the steps since the last checkpoint).
+        Assert.True(result.Interrupted);
+        Assert.Equal(2, result.Step);
+        Assert.Equal(2, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+        Assert.Null(result.FinalGrid);
+        var samples = Path.Combine(run, Trainer.SamplesFolder);
+        Assert.True(!Directory.Exists(samples) || Directory.GetFiles(samples).Length == 0, "no grid is left from the cancelled drawing");
     }
 
     [Fact]
@@ -90,7 +161,7 @@ public class TrainerRunTests
         config.KeepCheckpoints = 3;
         var reports = new List<TrainProgress>();
         using (var t = Trainer.Start(config, run, data))
-            t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == "train") reports.Add(p); }));
+            t.Run(Collect(reports));
 
         // Checkpoints at steps 2, 4, 6 (every 2, before the end) and 7 (the end); keep 3 leaves the newest three.
         Assert.Equal(new[] { CheckpointStore.LatestFile, CheckpointStore.NameFor(4), CheckpointStore.NameFor(6), CheckpointStore.NameFor(7) },
@@ -104,18 +175,8 @@ public class TrainerRunTests
         // One report per step; a log line at steps 3, 6 and 7 (every 3, and the last) with the mean of the losses since
         // the previous line (steps 1-3, 4-6, 7), and that step's learning rate and gradient norm.
         Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), reports.Select(r => r.Step));
+        AssertLogLinesAverageTheirWindows(run, reports, new long[] { 3, 6, 7 });
         var lines = MetricsLog.Read(run);
-        Assert.Equal(new long[] { 3, 6, 7 }, lines.Select(l => l.Step));
-        var windows = new[] { (1, 3), (4, 6), (7, 7) };
-        for (int k = 0; k < 3; k++)
-        {
-            var (from, to) = windows[k];
-            var window = reports.Where(r => r.Step >= from && r.Step <= to).ToList();
-            double mean = window.Sum(r => r.Loss) / window.Count;
-            Assert.Equal(mean, lines[k].Loss, 1e-12 * mean); // the same doubles summed: only the order of rounding may differ
-            Assert.Equal(window[^1].LearningRate, lines[k].Lr);
-            Assert.Equal(window[^1].GradNorm, lines[k].GradNorm);
-        }
         Assert.NotEqual(reports[0].Loss, lines[0].Loss); // averaging is visible (the losses of a window differ)
     }
 
