@@ -9,6 +9,15 @@ namespace Ddpm.Tests.Training;
 /// <summary><see cref="Trainer.Run"/>: cancellation, periodic checkpoints and grids, the logged loss, and resuming's metrics cut.</summary>
 public class TrainerRunTests
 {
+    /// <summary>The tiny run, its grids drawn with 2 DDIM steps instead of all 12 ancestral ones: what is tested here is when they are drawn.</summary>
+    private static TrainConfig RunConfig(long steps)
+    {
+        var c = TestUtil.TinyConfig(steps);
+        c.SampleSampler = "ddim";
+        c.SampleSteps = 2;
+        return c;
+    }
+
     private static string Checkpoints(string run) => Path.Combine(run, CheckpointStore.Folder);
 
     private static string[] Names(IEnumerable<string> paths) => paths.Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal).ToArray();
@@ -56,7 +65,7 @@ public class TrainerRunTests
         var dir = TestUtil.TempDir();
         // Dropout stays on (TinyUNet's 0.1): resuming must reproduce its per-step draws too. A periodic checkpoint at step 3,
         // the step the run is stopped at, makes the interruption save the same step a second time.
-        var config = TestUtil.TinyConfig(steps: 6);
+        var config = RunConfig(steps: 6);
         config.CheckpointEvery = 3;
         config.LogEvery = 2;
 
@@ -106,7 +115,7 @@ public class TrainerRunTests
         using var scope = NewDisposeScope();
         using var data = TestUtil.TinyData();
         var run = Path.Combine(TestUtil.TempDir(), "run");
-        var config = TestUtil.TinyConfig(steps: 5);
+        var config = RunConfig(steps: 5);
         config.SampleEvery = phase == "sample" ? 2 : 0;
         config.EvalEvery = phase == "eval" ? 2 : 0;
         config.EvalCount = 10;
@@ -139,7 +148,7 @@ public class TrainerRunTests
         using var data = TestUtil.TinyData();
         var run = Path.Combine(TestUtil.TempDir(), "run");
         using var cts = new CancellationTokenSource();
-        using var t = Trainer.Start(TestUtil.TinyConfig(steps: 2), run, data);
+        using var t = Trainer.Start(RunConfig(steps: 2), run, data);
         var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == "sample") cts.Cancel(); }), cts.Token);
         Assert.True(result.Interrupted);
         Assert.Equal(2, result.Step);
@@ -154,7 +163,7 @@ public class TrainerRunTests
         using var scope = NewDisposeScope();
         using var data = TestUtil.TinyData();
         var run = Path.Combine(TestUtil.TempDir(), "run");
-        var config = TestUtil.TinyConfig(steps: 7);
+        var config = RunConfig(steps: 7);
         config.CheckpointEvery = 2;
         config.SampleEvery = 3;
         config.LogEvery = 3;
