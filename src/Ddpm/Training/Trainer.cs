@@ -233,7 +233,8 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Trains until <see cref="TrainConfig.Steps"/>, logging, sampling and checkpointing as configured. On
-    /// cancellation it finishes the current step, saves a checkpoint and returns with Interrupted set.
+    /// cancellation (also while a periodic evaluation or grid is drawn) it finishes the current step, logs the steps
+    /// since the last metrics line, saves a checkpoint and returns with Interrupted set.
     /// </summary>
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -244,11 +245,22 @@ public sealed class Trainer : IDisposable
         double windowLoss = 0, lastLoss = double.NaN;
         long startStep = Step;
         bool interrupted = false;
+        StepStats last = default;
+
+        // One metrics line for the steps since the previous one: their mean loss, the last step's rate and norm.
+        void LogWindow()
+        {
+            double windowIps = windowSteps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+            metrics.Write(new MetricsRecord(Step, windowLoss / windowSteps, last.LearningRate, last.GradNorm, windowIps, total.Elapsed.TotalSeconds));
+            windowLoss = 0;
+            windowSteps = 0;
+            window.Restart();
+        }
 
         while (Step < Config.Steps)
         {
             if (cancellationToken.IsCancellationRequested) { interrupted = true; break; }
-            var s = TrainStep();
+            var s = last = TrainStep();
             lastLoss = s.Loss;
             windowLoss += s.Loss;
             windowSteps++;
@@ -257,23 +269,27 @@ public sealed class Trainer : IDisposable
             TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
             progress?.Report(new TrainProgress("train", Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
 
-            if (Step % Config.LogEvery == 0 || Step == Config.Steps)
-            {
-                double windowIps = windowSteps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                metrics.Write(new MetricsRecord(Step, windowLoss / windowSteps, s.LearningRate, s.GradNorm, windowIps, elapsed));
-                windowLoss = 0;
-                windowSteps = 0;
-                window.Restart();
-            }
+            if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
             string? saved = null;
             if (Step < Config.Steps && Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0)
                 saved = SaveCheckpoint();
-            if (Step < Config.Steps && Config.EvalEvery > 0 && Step % Config.EvalEvery == 0)
-                EvaluateAndKeepBest(metrics, saved, progress, total, cancellationToken);
-            if (Step < Config.Steps && Config.SampleEvery > 0 && Step % Config.SampleEvery == 0)
-                SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
-                    SamplingProgress(progress, total), cancellationToken);
+            try
+            {
+                if (Step < Config.Steps && Config.EvalEvery > 0 && Step % Config.EvalEvery == 0)
+                    EvaluateAndKeepBest(metrics, saved, progress, total, cancellationToken);
+                if (Step < Config.Steps && Config.SampleEvery > 0 && Step % Config.SampleEvery == 0)
+                    SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
+                        SamplingProgress(progress, total), cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Cancelled while a periodic evaluation or grid was drawn: stop here, like a cancellation between steps.
+                interrupted = true;
+                break;
+            }
         }
+        // A run stopped between log lines logs its last steps now; the resumed run's next line starts after them.
+        if (interrupted && windowSteps > 0) LogWindow();
 
         var checkpoint = SaveCheckpoint();
         string? grid = null;
