@@ -24,11 +24,11 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Integer timesteps (N) -> embedding (N, 4 ch), float32.</summary>
+    /// <summary>Integer timesteps (N) -> embedding (N, 4 ch), of the weights' type (float32 unless the model was cast).</summary>
     public override Tensor forward(Tensor t)
     {
         using var scope = NewDisposeScope();
-        var e = Sinusoidal(t, _channels);
+        var e = Sinusoidal(t, _channels, dense[0].weight!.dtype);
         e = dense[0].call(e);
         e = nn.functional.silu(e);
         e = dense[1].call(e);
@@ -37,9 +37,10 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The original code's sinusoidal code: half = dim/2, freq_i = exp(-i ln(10000) / (half - 1)), output
-    /// [sin(t freq), cos(t freq)] (sines first), zero-padded by one column when dim is odd. Computed in float64, returned as float32.
+    /// [sin(t freq), cos(t freq)] (sines first), zero-padded by one column when dim is odd. Computed in float64, returned as
+    /// <paramref name="dtype"/> (float32 unless given).
     /// </summary>
-    public static Tensor Sinusoidal(Tensor t, int dim)
+    public static Tensor Sinusoidal(Tensor t, int dim, ScalarType dtype = ScalarType.Float32)
     {
         if (dim < 4) throw new ArgumentOutOfRangeException(nameof(dim), dim, "needs at least 4 channels");
         if (t.dim() != 1) throw new ArgumentException($"timesteps must be a vector (N), got shape [{string.Join(", ", t.shape)}]", nameof(t));
@@ -50,6 +51,6 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         var args = t.to(ScalarType.Float64).unsqueeze(1) * freqs.unsqueeze(0);
         var emb = cat([sin(args), cos(args)], 1);
         if (dim % 2 == 1) emb = nn.functional.pad(emb, [0, 1]);
-        return emb.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return emb.to(dtype).MoveToOuterDisposeScope();
     }
 }

@@ -93,7 +93,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <param name="x">Images (N, InChannels, H, W), float32; H and W divisible by 2^(levels-1) (normally ImageSize).</param>
+    /// <param name="x">Images (N, InChannels, H, W) of the weights' type (float32, or float64 for a model cast to it); H and W divisible by 2^(levels-1) (normally ImageSize).</param>
     /// <param name="t">Integer timesteps (N).</param>
     /// <returns>(N, EffectiveOutChannels, H, W).</returns>
     public override Tensor forward(Tensor x, Tensor t)
@@ -146,8 +146,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         long m = 1L << (c.Levels - 1);
         if (x.shape[2] % m != 0 || x.shape[3] % m != 0)
             throw new DdpmException($"U-Net input: image size {x.shape[2]}x{x.shape[3]} is not divisible by {m} (the model has {c.Levels} levels; built for {c.ImageSize}x{c.ImageSize})");
-        if (x.dtype != ScalarType.Float32)
-            throw new DdpmException($"U-Net input: expected float32 images, got {x.dtype}");
+        var dtype = conv_in.weight!.dtype;
+        if (x.dtype != dtype)
+            throw new DdpmException($"U-Net input: expected {dtype} images (the type of the model's weights), got {x.dtype}");
         if (t.dim() != 1 || t.shape[0] != x.shape[0])
             throw new DdpmException($"U-Net input: expected one timestep per image ({x.shape[0]}), got shape [{string.Join(", ", t.shape)}]");
         if (t.is_floating_point() || t.is_complex())

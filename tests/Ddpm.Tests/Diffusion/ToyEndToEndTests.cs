@@ -73,14 +73,17 @@ public class ToyEndToEndTests
         using var result = AncestralSampler.Sample(diffusion, model, new long[] { N, 2 }, new SamplerOptions { Seed = 3 });
         var samples = TrainedToy.Points(result.Samples);
         using var genA = new Generator(101, CPU);
-        using var genB = new Generator(202, CPU);
         using var trueA = TrainedToy.Sample(N, genA);
-        using var trueB = TrainedToy.Sample(N, genB);
-        using var noise = randn(new long[] { N, 2 }, generator: genB);
         var a = TrainedToy.Points(trueA);
         double swModel = TrainedToy.SlicedWasserstein(samples, a);
-        double swTrue = TrainedToy.SlicedWasserstein(TrainedToy.Points(trueB), a);
-        double swNoise = TrainedToy.SlicedWasserstein(TrainedToy.Points(noise), a);
+        // The same distance between independent true samples: its spread is what sampling alone gives.
+        var swTrue = Enumerable.Range(0, 8).Select(i =>
+        {
+            using var g = new Generator((ulong)(300 + i), CPU);
+            using var b = TrainedToy.Sample(N, g);
+            return TrainedToy.SlicedWasserstein(TrainedToy.Points(b), a);
+        }).ToArray();
+        double swMean = swTrue.Average(), swSd = Math.Sqrt(swTrue.Sum(v => (v - swMean) * (v - swMean)) / (swTrue.Length - 1));
 
         var centers = Centers();
         var counts = new int[Modes];
@@ -96,15 +99,21 @@ public class ToyEndToEndTests
             counts[best]++;
             if (bestD < 4 * ModeStd) near++;
         }
-        string report = $"loss {lastLoss:F4}; SW model {swModel:F4}, two true samples {swTrue:F4}, noise {swNoise:F4}; " +
+        string report = $"loss {lastLoss:F4}; SW model {swModel:F4}, true vs true {swMean:F4} +- {swSd:F4}; " +
                         $"modes [{string.Join(", ", counts)}]; within 4 std {near}/{N}; train {trainTime.TotalSeconds:F1} s, total {clock.Elapsed.TotalSeconds:F1} s";
-        // Every mode gets a fair share (1/8 = 250 of 2000 expected).
-        Assert.All(counts, c => Assert.InRange(c, N / Modes / 2, N / Modes * 2));
-        // Samples sit on the modes (true data: 99.97 % within 4 std; N(0, I) noise: about 12 %).
-        Assert.True(near >= 0.6 * N, report);
-        // Distance to the data law close to that between two true samples, far below noise's.
-        Assert.True(swModel < 2.5 * swTrue, report);
-        Assert.True(swModel < 0.2 * swNoise, report);
-        Assert.True(swTrue < 0.1 * swNoise, report);
+        // Every mode gets its share. Sampling the true law, a mode's count is Binomial(2000, 1/8): mean 250, sd
+        // sqrt(2000 x 1/8 x 7/8) = 14.79. The band [194, 306] (250 +- 3.8 sd) misses with probability 1.4e-4 per mode
+        // (exact binomial tails), 1.1e-3 for all 8: a model with the right weights passes, one that halves a mode's
+        // weight (125 expected) or drops one does not.
+        Assert.All(counts, c => Assert.InRange(c, 194, 306));
+        // Samples sit on the modes. The true law puts 1 - e^-8 = 99.97 % within 4 std (the radius of a 2-D Gaussian is
+        // Rayleigh), and the mixture's exact eps through the same sampler 99.9 % (ExactMixtureSamplerTests). What this small
+        // net leaves is its own error at small t (eps to about 0.02 mean square against the exact eps, 1e-3 at larger t):
+        // 2-3 % of its samples fall off the modes. 95 % is that error budget; the binomial noise of the fraction, 0.4 %
+        // at 97 % over 2000 samples, is far inside it. The same net without Fourier features put 16 % off the modes.
+        Assert.True(near >= 0.95 * N, report);
+        // Distance to the data law within the spread of the same distance between two true samples: mean + 4 sd of 8 draws.
+        Assert.True(swModel <= swMean + 4 * swSd, report);
     }
 }
+

@@ -76,6 +76,29 @@ public sealed class TrainedToy : IDisposable
         return (centres + randn(new[] { n, 2L }, generator: g) * (float)ModeStd).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The exact eps of the mixture under schedule <paramref name="s"/>, in closed form: x_t is a mixture of
+    /// N(sqrt(a) mu_k, v I) with a = alpha_bar_t and v = a std^2 + 1 - a, so eps*(x, t) = -sqrt(1 - a) grad log p_t(x)
+    /// = sqrt(1 - a) sum_k w_k(x) (x - sqrt(a) mu_k) / v, with w_k the posterior weights of the modes. Float64 inside.
+    /// </summary>
+    internal static Ddpm.Tests.Diffusion.FuncModel ExactEps(NoiseSchedule s)
+    {
+        var alphaBar = tensor(s.AlphasCumprod).DetachFromDisposeScope();
+        var angle = arange(Modes, dtype: ScalarType.Float64) * (2 * Math.PI / Modes);
+        var mu = (stack(new[] { angle.cos(), angle.sin() }, 1) * Radius).DetachFromDisposeScope();      // (K, 2)
+        angle.Dispose();
+        return new((x, t) =>
+        {
+            using var scope = NewDisposeScope();
+            var a = alphaBar.index_select(0, t.cpu()).to(x.device).reshape(-1, 1, 1);                  // (N, 1, 1)
+            var v = a * (ModeStd * ModeStd) + 1 - a;                                                     // (N, 1, 1)
+            var diff = x.to(ScalarType.Float64).unsqueeze(1) - a.sqrt() * mu.to(x.device).unsqueeze(0); // (N, K, 2)
+            var w = (-diff.square().sum(dim: 2, keepdim: true) / (2 * v)).softmax(1);                   // (N, K, 1)
+            var eps = (1 - a).sqrt().reshape(-1, 1) * (w * diff / v).sum(dim: 1);                       // (N, 2)
+            return eps.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        });
+    }
+
     public static double[][] Points(Tensor x)
     {
         var f = x.cpu().contiguous().data<float>().ToArray();
@@ -124,22 +147,31 @@ public sealed class TrainedToy : IDisposable
     }
 }
 
-/// <summary>eps_theta(x, t): x concatenated with a sinusoidal embedding of t, then a 3-layer SiLU MLP.</summary>
+/// <summary>
+/// eps_theta(x, t): x, fixed random Fourier features of x and a sinusoidal embedding of t, then a 3-layer SiLU MLP.
+/// The Fourier features (Tancik et al. 2020: sin and cos of x B, B a fixed 2x16 matrix of N(0, 8^2) entries, seeded) let
+/// the small MLP resolve the 0.05-wide modes: without them it learnt eps to within 1e-3 (mean square,
+/// against the mixture's exact eps) for t &gt; T/10 but only to 0.08-0.2 for t &lt; T/10, where eps varies over the width of
+/// a mode, and 15-27 % of its samples fell off the modes; with them 2-3 %.
+/// </summary>
 public sealed class ToyEpsModel : nn.Module<Tensor, Tensor, Tensor>
 {
-    private const int EmbDim = 32, Hidden = 128;
+    private const int EmbDim = 32, Hidden = 128, FourierFeatures = 16;
+    private const double FourierScale = 8;
     private readonly Linear fc1, fc2, fc3, fc_out;
-    private readonly Tensor _freqs;
+    private readonly Tensor _freqs, _fourier;
 
     public ToyEpsModel() : base("toy_eps")
     {
-        fc1 = nn.Linear(2 + EmbDim, Hidden);
+        fc1 = nn.Linear(2 + 2 * FourierFeatures + EmbDim, Hidden);
         fc2 = nn.Linear(Hidden, Hidden);
         fc3 = nn.Linear(Hidden, Hidden);
         fc_out = nn.Linear(Hidden, 2);
         int half = EmbDim / 2;
         var f = Enumerable.Range(0, half).Select(i => (float)Math.Exp(-Math.Log(10000.0) * i / half)).ToArray();
         _freqs = tensor(f).DetachFromDisposeScope();
+        using (var g = new Generator(77, CPU))
+            _fourier = (randn(new long[] { 2, FourierFeatures }, generator: g) * FourierScale).DetachFromDisposeScope();
         RegisterComponents();
     }
 
@@ -147,7 +179,8 @@ public sealed class ToyEpsModel : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var args = t.to(ScalarType.Float32).unsqueeze(1) * _freqs.to(x.device).unsqueeze(0);
-        var h = cat(new[] { x, args.sin(), args.cos() }, 1);
+        var xb = x.matmul(_fourier.to(x.device));
+        var h = cat(new[] { x, xb.sin(), xb.cos(), args.sin(), args.cos() }, 1);
         h = nn.functional.silu(fc1.call(h));
         h = nn.functional.silu(fc2.call(h));
         h = nn.functional.silu(fc3.call(h));
@@ -156,7 +189,11 @@ public sealed class ToyEpsModel : nn.Module<Tensor, Tensor, Tensor>
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _freqs.Dispose();
+        if (disposing)
+        {
+            _freqs.Dispose();
+            _fourier.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

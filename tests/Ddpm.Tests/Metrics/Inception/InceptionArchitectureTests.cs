@@ -173,30 +173,25 @@ public class InceptionArchitectureTests
     {
         // float64 convolutions take libtorch's plain kernels, not oneDNN: a check that no layer of the net hits a
         // wrong oneDNN kernel on this machine. A 107x107 input (maps 53, 25, 11, 5, 2) keeps the slow float64 pass short.
+        // The float64 copy is a net of this test's own (the same seeded weights), never the shared fixture cast and back.
         using var x = InceptionTestNet.Input(1, 107, seed: 3);
         using var _ = no_grad();
         var taps = InceptionTaps.MaxPool2 | InceptionTaps.Mixed6e | InceptionTaps.Pool3 | InceptionTaps.Logits;
         var single = _f.Net.Run(x, taps);
-        _f.Net.to(ScalarType.Float64);
-        try
+        using var net64 = InceptionTestNet.Create();
+        net64.to(ScalarType.Float64);
+        var reference = net64.Run(x.to_type(ScalarType.Float64), taps);
+        void Close(Tensor expected, Tensor actual, string what)
         {
-            var reference = _f.Net.Run(x.to_type(ScalarType.Float64), taps);
-            void Close(Tensor expected, Tensor actual, string what)
-            {
-                double err = (actual.to_type(ScalarType.Float64) - expected).abs().max().item<double>();
-                double scale = expected.abs().max().item<double>();
-                Assert.True(scale > 1e-3, $"{what}: activations vanished ({scale})");
-                Assert.True(err <= 1e-3 * scale, $"{what}: float32 differs from float64 by {err} (scale {scale})");
-            }
-            Close(reference.MaxPool2!, single.MaxPool2!, "maxpool2");
-            Close(reference.Mixed6e!, single.Mixed6e!, "mixed6e");
-            Close(reference.Pool3!, single.Pool3!, "pool3");
-            Close(reference.Logits!, single.Logits!, "logits");
+            double err = (actual.to_type(ScalarType.Float64) - expected).abs().max().item<double>();
+            double scale = expected.abs().max().item<double>();
+            Assert.True(scale > 1e-3, $"{what}: activations vanished ({scale})");
+            Assert.True(err <= 1e-3 * scale, $"{what}: float32 differs from float64 by {err} (scale {scale})");
         }
-        finally
-        {
-            _f.Net.to(ScalarType.Float32);
-        }
+        Close(reference.MaxPool2!, single.MaxPool2!, "maxpool2");
+        Close(reference.Mixed6e!, single.Mixed6e!, "mixed6e");
+        Close(reference.Pool3!, single.Pool3!, "pool3");
+        Close(reference.Logits!, single.Logits!, "logits");
     }
 
     [Fact]
@@ -231,20 +226,16 @@ public class InceptionArchitectureTests
     [Fact]
     public void TrainingModeDoesNotChangeTheOutput()
     {
-        // Batch norm must always use its running statistics (eval mode), whatever the module flag says.
+        // Batch norm must always use its running statistics (eval mode), whatever the module flag says. The mode is
+        // switched on a net of this test's own (the fixture's seeded weights), never on the shared one.
         using var x = InceptionTestNet.Input(2, 75, seed: 9);
         using var _ = no_grad();
-        var before = _f.Net.Run(x, InceptionTaps.MaxPool2).MaxPool2!;
-        _f.Net.train();
-        try
-        {
-            var during = _f.Net.Run(x, InceptionTaps.MaxPool2).MaxPool2!;
-            Assert.True(before.allclose(during, rtol: 0, atol: 0));
-        }
-        finally
-        {
-            _f.Net.eval();
-        }
-        Assert.All(_f.Net.parameters(), p => Assert.False(p.requires_grad));
+        using var net = InceptionTestNet.Create();
+        var before = net.Run(x, InceptionTaps.MaxPool2).MaxPool2!;
+        net.train();
+        var during = net.Run(x, InceptionTaps.MaxPool2).MaxPool2!;
+        Assert.True(before.allclose(during, rtol: 0, atol: 0));
+        Assert.True(before.allclose(_f.Net.Run(x, InceptionTaps.MaxPool2).MaxPool2!, rtol: 0, atol: 0)); // same weights as the fixture's
+        Assert.All(net.parameters(), p => Assert.False(p.requires_grad));
     }
 }
