@@ -16,20 +16,70 @@ public static class TestUtil
     }
 
     /// <summary>
-    /// The folder under which every temporary folder of this test process lives. It is removed when the process
-    /// exits, so a test that forgets (or cannot, because it failed) to delete its folder leaves nothing behind.
+    /// The folder under which every temporary folder of this test process lives. <see cref="TempCleanupFramework"/>
+    /// removes it when the run ends, so a test that forgets (or cannot, because it failed) to delete its folder leaves
+    /// nothing behind; roots left by killed runs are swept when the next run starts.
     /// </summary>
     public static readonly string TempRoot = CreateTempRoot();
 
     private static string CreateTempRoot()
     {
-        var root = Path.Combine(Path.GetTempPath(), "ddpm-tests", $"{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var parent = Path.Combine(Path.GetTempPath(), "ddpm-tests");
+        SweepRootsOfDeadProcesses(parent);
+        var root = Path.Combine(parent, $"{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(root);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        };
         return root;
+    }
+
+    /// <summary>
+    /// Removes <see cref="TempRoot"/> (called once, at the end of the run). The test host is stopped soon after the last
+    /// test, sooner than a delete of a few hundred MiB takes, so on Unix a detached <c>rm -rf</c> does it and outlives the
+    /// host; elsewhere the delete runs here (and the next run's sweep removes whatever it did not reach).
+    /// </summary>
+    public static void DeleteTempRoot()
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            try
+            {
+                var psi = new System.Diagnostics.ProcessStartInfo("rm") { UseShellExecute = false };
+                psi.ArgumentList.Add("-rf");
+                psi.ArgumentList.Add(TempRoot);
+                System.Diagnostics.Process.Start(psi)?.Dispose();
+                return;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                // no rm on the PATH: delete in process below
+            }
+        }
+        try { Directory.Delete(TempRoot, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>Roots are named PID-GUID: delete those whose process no longer runs (a run killed before its cleanup).</summary>
+    private static void SweepRootsOfDeadProcesses(string parent)
+    {
+        if (!Directory.Exists(parent)) return;
+        foreach (var dir in Directory.EnumerateDirectories(parent))
+        {
+            var name = Path.GetFileName(dir);
+            int dash = name.IndexOf('-');
+            if (dash <= 0 || !int.TryParse(name[..dash], out int pid) || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 
     /// <summary>A fresh folder under <see cref="TempRoot"/> (removed with it at exit).</summary>
