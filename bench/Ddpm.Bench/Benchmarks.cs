@@ -63,9 +63,9 @@ public static class Benchmarks
                 Line(string.Format(inv, "model: {0:N0} parameters, {1:F3} GFLOP per image (forward)", ModelStats.CountParameters(trainer.Model), gflopPerImage));
                 Line(string.Format(inv, "training: {0:F1} images/s at batch {1} ({2:F2} s/step)", trainIps, o.BatchSize, secs / o.ThroughputSteps));
                 Line(string.Format(inv, "training achieved: {0:F1} GFLOP/s (3 x forward), {1:P0} of the matmul rate", achieved, achieved / matmulGflops));
-                double netSecs = NetworkSecondsPerStep(trainer, data, o.BatchSize, o.ThroughputSteps, device);
-                Line(string.Format(inv, "training loop overhead: {0:P1} over the network's own forward + loss + backward ({1:F3} s of the {2:F3} s step: data, noise, optimiser, clipping, EMA, read-backs)",
-                    (secs / o.ThroughputSteps - netSecs) / netSecs, netSecs, secs / o.ThroughputSteps));
+                var (stepSecs, netSecs) = LoopAndNetworkSeconds(trainer, data, o.BatchSize, device);
+                Line(string.Format(inv, "training loop overhead: {0:P1} over the network's own forward + loss + backward ({1:F3} s of the {2:F3} s step: data, noise, optimiser, clipping, EMA, read-backs; 5 interleaved rounds)",
+                    (stepSecs - netSecs) / netSecs, netSecs, stepSecs));
                 if (peer is null) Line($"PyTorch peer: not run ({peerWhy})");
                 else Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
 
@@ -164,30 +164,41 @@ public static class Benchmarks
     }
 
     /// <summary>
-    /// Seconds per step of the network's own work in training: forward, L_simple and backward on one batch already on
-    /// the device, with nothing else (no data gathering, noise, optimiser, clipping, EMA or read-back).
+    /// Seconds per training step, and per step of the network's own work in training (forward, L_simple and backward on
+    /// one batch already on the device, nothing else: no data gathering, noise, optimiser, clipping, EMA or read-back).
+    /// The two are timed in interleaved rounds, so that a machine whose speed drifts (shared, throttled) affects both alike.
     /// </summary>
-    private static double NetworkSecondsPerStep(Trainer trainer, ImageDataset data, int batch, int steps, Device device)
+    private static (double Step, double Network) LoopAndNetworkSeconds(Trainer trainer, ImageDataset data, int batch, Device device)
     {
         using var outer = NewDisposeScope();
         var x0 = data.Images.narrow(0, 0, Math.Min(batch, data.Count)).to(device);
         using var gen = new Generator(1, CPU);
         var t = randint(0, trainer.Diffusion.Timesteps, new long[] { x0.shape[0] }, generator: gen).to(device);
         var noise = randn(x0.shape, generator: gen).to(device);
-        trainer.Model.train();
-        void Once()
+        void NetworkOnly()
         {
             using var scope = NewDisposeScope();
+            trainer.Model.train();
             trainer.Model.zero_grad();
             trainer.Diffusion.TrainingLosses(trainer.Model, x0, t, noise).mean().backward();
         }
-        Once();
-        Synchronize(device);
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Once();
-        Synchronize(device);
+        double Time(Action work)
+        {
+            Synchronize(device);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < 2; i++) work();
+            Synchronize(device);
+            return sw.Elapsed.TotalSeconds / 2;
+        }
+        NetworkOnly();
+        double step = 0, network = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            step += Time(() => trainer.TrainStep());
+            network += Time(NetworkOnly);
+        }
         trainer.Model.zero_grad();
-        return sw.Elapsed.TotalSeconds / steps;
+        return (step / 5, network / 5);
     }
 
     /// <summary>Waits for the device's queued work, so that a timer measures work done, not work queued.</summary>
