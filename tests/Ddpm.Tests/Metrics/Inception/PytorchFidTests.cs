@@ -208,6 +208,78 @@ public class PytorchFidTests : IClassFixture<PytorchFidFixture>
         return meanTerm + traces - 2 * trSqrt;
     }
 
+    /// <summary>
+    /// <c>ddpm fid --isc</c> prints the Inception Score of each side (torch-fidelity's definition, reference.md section 4:
+    /// softmax of the logits without fc's bias, 10 splits, exp of the mean KL(p(y|x) || p(y)) per split, their mean and
+    /// population std). The expectation is computed here in float64 plain loops from pytorch-fid's own 2048-d activations
+    /// (the fixture) times the rule's fc.weight, never from the project's network; split k holds images
+    /// [floor(k n / 10), floor((k + 1) n / 10)), so 12 images make splits of 1, 1, 1, 1, 2, 1, 1, 1, 1, 2.
+    /// </summary>
+    [Fact]
+    public void FidWithIscPrintsTheInceptionScoreOfPytorchFidsLogits()
+    {
+        var json = Path.Combine(TestUtil.TempDir(), "fid-isc.json");
+        var (code, output, err) = TestUtil.Cli("fid", PytorchFidFixture.FolderPath("rgb32-a"), PytorchFidFixture.FolderPath("rgb32-b"),
+            "--isc", "--inception-weights", _f.WeightsFile, "-o", json, "--no-progress");
+        Assert.True(code == 0, err + output);
+        double[,] fc;
+        using (var scope = NewDisposeScope())
+        {
+            var w = TorchSharp.PyBridge.Safetensors.LoadStateDict(_f.WeightsFile)["fc.weight"].to(ScalarType.Float64);
+            fc = new double[w.shape[0], w.shape[1]];
+            var flat = w.data<double>().ToArray();
+            for (int i = 0; i < fc.GetLength(0); i++)
+                for (int j = 0; j < fc.GetLength(1); j++) fc[i, j] = flat[i * fc.GetLength(1) + j];
+        }
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        foreach (var (side, folder) in new[] { ("a", "rgb32-a"), ("b", "rgb32-b") })
+        {
+            var (mean, std) = InceptionScoreByHand(PytorchFidFixture.Reference(folder, 2048), fc, splits: 10);
+            var score = doc.RootElement.GetProperty(side).GetProperty("score");
+            // The logits carry the features' float32 round-off (1e-6 relative, FeatureTolerance) times |fc| sums of about
+            // 1: the scores, exponentials of mean log-ratios of order 1, agree to about 1e-5 relative.
+            Assert.True(Math.Abs(score.GetProperty("mean").GetDouble() - mean) <= 1e-5 * mean, $"{side}: {score} vs mean {mean:R}");
+            Assert.True(Math.Abs(score.GetProperty("std").GetDouble() - std) <= 1e-5 * mean, $"{side}: {score} vs std {std:R}");
+            Assert.Contains($"score of {side.ToUpperInvariant()}", output, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    /// <summary>The Inception Score by its definition, in float64 loops: logits = features x fc.weight^T (no bias).</summary>
+    private static (double Mean, double Std) InceptionScoreByHand(NpyArray features, double[,] fc, int splits)
+    {
+        int n = (int)features.Shape[0], d = (int)features.Shape[1], k = fc.GetLength(0);
+        var p = new double[n, k];
+        for (int i = 0; i < n; i++)
+        {
+            var logits = new double[k];
+            double max = double.NegativeInfinity, sum = 0;
+            for (int c = 0; c < k; c++)
+            {
+                double z = 0;
+                for (int j = 0; j < d; j++) z += features.Data[i * d + j] * fc[c, j];
+                logits[c] = z;
+                max = Math.Max(max, z);
+            }
+            for (int c = 0; c < k; c++) sum += p[i, c] = Math.Exp(logits[c] - max);
+            for (int c = 0; c < k; c++) p[i, c] /= sum;
+        }
+        var scores = new double[splits];
+        for (int s = 0; s < splits; s++)
+        {
+            int start = s * n / splits, end = (s + 1) * n / splits, m = end - start;
+            var py = new double[k];
+            for (int i = start; i < end; i++)
+                for (int c = 0; c < k; c++) py[c] += p[i, c] / m;
+            double kl = 0;
+            for (int i = start; i < end; i++)
+                for (int c = 0; c < k; c++)
+                    if (p[i, c] > 0) kl += p[i, c] * Math.Log(p[i, c] / py[c]) / m;
+            scores[s] = Math.Exp(kl);
+        }
+        double mean = scores.Average();
+        return (mean, Math.Sqrt(scores.Select(v => (v - mean) * (v - mean)).Average()));
+    }
+
     /// <summary>pytorch-fid's activations of a folder as a float64 (N, dims) tensor.</summary>
     internal static Tensor ReferenceTensor(string folder, int dims)
     {
