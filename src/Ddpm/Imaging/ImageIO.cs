@@ -171,15 +171,10 @@ public static class ImageIO
     public static Tensor LoadPng(string path)
     {
         using var bitmap = Decode(path, out bool grey);
+        if (grey) return StoredPixels(bitmap, grey: true);
         int h = bitmap.Height, w = bitmap.Width;
         var pixels = bitmap.GetPixelSpan();
         int rowBytes = bitmap.RowBytes;
-        if (grey)
-        {
-            var bytes = new byte[h * w];
-            for (int y = 0; y < h; y++) pixels.Slice(y * rowBytes, w).CopyTo(bytes.AsSpan(y * w));
-            return FromBytes(bytes, 1, h, w);
-        }
         var planar = new float[3 * h * w];
         int hw = h * w;
         for (int y = 0; y < h; y++)
@@ -206,6 +201,12 @@ public static class ImageIO
     public static Tensor LoadDroppingAlpha(string path)
     {
         using var bitmap = Decode(path, out bool grey);
+        return StoredPixels(bitmap, grey);
+    }
+
+    /// <summary>A decoded bitmap's stored bytes as (C, H, W) in [-1, 1]: Gray8 as one channel, RGBA8888 as RGB with alpha dropped.</summary>
+    private static Tensor StoredPixels(SKBitmap bitmap, bool grey)
+    {
         int h = bitmap.Height, w = bitmap.Width, c = grey ? 1 : 3;
         var pixels = bitmap.GetPixelSpan();
         int rowBytes = bitmap.RowBytes, step = grey ? 1 : 4;
