@@ -5,6 +5,7 @@ using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Training;

@@ -1,5 +1,6 @@
 using Ddpm.Data;
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Training;
 using static TorchSharp.torch;
 

@@ -4,6 +4,7 @@ using Ddpm.Diffusion;
 using Ddpm.Figures;
 using Ddpm.Imaging;
 using Ddpm.Pipelines;
+using Ddpm.Runs;
 using Ddpm.Sampling;
 using Ddpm.Training;
 

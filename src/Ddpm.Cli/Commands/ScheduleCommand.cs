@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddpm.Diffusion;
+using Ddpm.Runs;
 using Ddpm.Training;
 
 namespace Ddpm.Cli.Commands;

@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

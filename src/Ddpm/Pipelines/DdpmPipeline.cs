@@ -1,27 +1,29 @@
-using TorchSharp;
 using Ddpm.Diffusion;
-using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
-using Ddpm.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Pipelines;
 
 /// <summary>
 /// A trained model ready to generate: the network (EMA weights by default) and its diffusion, loaded from a
-/// run folder, a checkpoint folder or a weights file inside one. Needs nothing of the training data.
+/// run folder, a checkpoint folder or a weights file inside one. Needs nothing of the training data. The network is
+/// the run's U-Net, or any module with the diffusion's contract given as a <see cref="ModelFactory"/> (required for a
+/// run that trained a custom network: its checkpoints hold the state dict only).
 /// </summary>
 public sealed class DdpmPipeline : IDisposable
 {
-    public UNet Model { get; }
+    /// <summary>The network: x_t (B, C, H, W) and t (B,) int64 in, (B, C or 2C, H, W) out.</summary>
+    public nn.Module<Tensor, Tensor, Tensor> Model { get; }
     public GaussianDiffusion Diffusion { get; }
     public TrainConfig Config { get; }
     public string CheckpointDir { get; }
     public long Step { get; }
     public Device Device { get; }
 
-    private DdpmPipeline(UNet model, GaussianDiffusion diffusion, TrainConfig config, string dir, long step, Device device)
+    private DdpmPipeline(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion, TrainConfig config, string dir, long step, Device device)
     {
         Model = model;
         Diffusion = diffusion;
@@ -33,32 +35,41 @@ public sealed class DdpmPipeline : IDisposable
 
     /// <summary>
     /// Loads a pipeline. A path to <c>model.safetensors</c> selects the raw weights; otherwise the EMA weights are
-    /// used unless <paramref name="useEma"/> is false.
+    /// used unless <paramref name="useEma"/> is false. <paramref name="model"/> builds the network the weights are
+    /// loaded into (by state-dict names); null uses the run's U-Net.
     /// </summary>
-    public static DdpmPipeline Load(string path, Device device, bool useEma = true)
+    public static DdpmPipeline Load(string path, Device device, bool useEma = true, ModelFactory? model = null)
     {
         var dir = CheckpointStore.Resolve(path);
         var state = CheckpointStore.ReadState(dir);
         var config = state.Config;
-        if (config.Model is null) throw new DdpmException($"{dir}: the checkpoint's configuration has no model");
+        var create = RunModels.Resolve(config, model, dir);
         string weights = File.Exists(path) ? Path.GetFullPath(path)
             : Path.Combine(dir, useEma ? CheckpointStore.EmaFile : CheckpointStore.ModelFile);
-        var model = new UNet(config.Model);
+        var network = create();
         try
         {
-            CheckpointStore.LoadWeights(model, weights);
-            model.to(device);
-            model.eval();
-            return new DdpmPipeline(model, DiffusionFactory.Diffusion(config), config, dir, state.Step, device);
+            CheckpointStore.LoadWeights(network, weights);
+            network.to(device);
+            network.eval();
+            return new DdpmPipeline(network, DiffusionFactory.Diffusion(config), config, dir, state.Step, device);
         }
         catch
         {
-            model.Dispose();
+            network.Dispose();
             throw;
         }
     }
 
-    public long[] ImageShape(int count) => new long[] { count, Config.Model!.InChannels, Config.Model.ImageSize, Config.Model.ImageSize };
+    /// <summary>(count, C, H, W) of the run's images (the U-Net's, or the data's size the run recorded for a custom network).</summary>
+    public long[] ImageShape(int count)
+    {
+        int channels = Config.Model?.InChannels ?? Config.Channels
+            ?? throw new DdpmException($"{CheckpointDir}: the run's configuration records no channel count");
+        int size = Config.Model?.ImageSize ?? Config.ImageSize
+            ?? throw new DdpmException($"{CheckpointDir}: the run's configuration records no image size");
+        return new long[] { count, channels, size, size };
+    }
 
     /// <summary>
     /// Generates <paramref name="count"/> images with DDPM's ancestral sampler over all T steps, in batches of

@@ -73,7 +73,7 @@ public static class LikelihoodEvaluator
 {
     /// <summary>
     /// Loads the first <paramref name="count"/> images of <paramref name="data"/> (default: the run's training data,
-    /// <see cref="Training.TrainConfig.Data"/>) at the model's image size and channel count.
+    /// <see cref="Runs.TrainConfig.Data"/>) at the model's image size and channel count.
     /// </summary>
     public static ImageDataset LoadData(DdpmPipeline pipeline, string? data, int count)
     {
@@ -82,8 +82,8 @@ public static class LikelihoodEvaluator
         var path = string.IsNullOrWhiteSpace(data) ? pipeline.Config.Data : data;
         if (string.IsNullOrWhiteSpace(path))
             throw new DdpmException($"{pipeline.CheckpointDir}: the run's configuration names no training data; give --data");
-        var m = pipeline.Config.Model!;
-        var set = DatasetLoader.Load(path, m.ImageSize, m.InChannels, count);
+        var shape = pipeline.ImageShape(count);
+        var set = DatasetLoader.Load(path, (int)shape[2], (int)shape[1], count);
         if (set.Count < count)
         {
             var have = set.Count;

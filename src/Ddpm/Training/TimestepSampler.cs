@@ -1,15 +1,7 @@
+using Ddpm.Runs;
 using static TorchSharp.torch;
 
 namespace Ddpm.Training;
-
-/// <summary>The saved state of <see cref="LossAwareTimestepSampler"/>: enough to continue it exactly.</summary>
-public sealed class TimestepSamplerState
-{
-    /// <summary>Losses recorded per timestep so far, at most <see cref="LossAwareTimestepSampler.HistoryPerTerm"/> each.</summary>
-    public int[] Counts { get; set; } = [];
-    /// <summary>The last recorded losses per timestep, oldest first (Counts[t] valid entries in row t).</summary>
-    public double[][] History { get; set; } = [];
-}
 
 /// <summary>
 /// Draws the timesteps of a training batch and the weight of each example's loss, so that
@@ -142,4 +134,14 @@ public sealed class LossAwareTimestepSampler : ITimestepSampler
             for (int k = 0; k < c; k++) _history[t, k] = state.History[t][k];
         }
     }
+}
+
+/// <summary>Builds the timestep sampler a run's configuration names.</summary>
+public static class TimestepSamplers
+{
+    public static ITimestepSampler For(TrainConfig c) => DiffusionFactory.ParseTimestepSampler(c.TimestepSampler) switch
+    {
+        TimestepSamplerKind.Importance => new LossAwareTimestepSampler(c.Timesteps),
+        _ => new UniformTimestepSampler(c.Timesteps),
+    };
 }

@@ -1,3 +1,5 @@
+using Ddpm.Runs;
+
 namespace Ddpm.Training;
 
 /// <summary>

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using Ddpm.Data;
 using Ddpm.Diffusion;
-using Ddpm.Imaging;
 using Ddpm.IO;
+using Ddpm.Imaging;
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using TorchSharp;
@@ -24,7 +25,7 @@ public sealed record TrainResult(long Step, bool Interrupted, string CheckpointD
 public readonly record struct StepStats(long Step, double Loss, double GradNorm, double LearningRate);
 
 /// <summary>
-/// Trains a U-Net with the diffusion's loss (by default eps prediction and L_simple, Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
+/// Trains a network (the configuration's U-Net, or any module from a factory given to <see cref="Start"/>) with the diffusion's loss (by default eps prediction and L_simple, Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
 /// global-norm gradient clipping, an EMA of the parameters, a run folder with config, metrics, TensorBoard
 /// events, sample grids and atomic checkpoints. Each step's randomness is a pure function of (seed, step), so a
 /// resumed run reproduces an uninterrupted one exactly.
@@ -36,8 +37,10 @@ public sealed class Trainer : IDisposable
 
     public TrainConfig Config { get; }
     public string RunDir { get; }
-    public UNet Model { get; }
-    public UNet EmaModel { get; }
+    /// <summary>The network trained: maps x_t (B, C, H, W) and t (B,) int64 to (B, C or 2C, H, W).</summary>
+    public nn.Module<Tensor, Tensor, Tensor> Model { get; }
+    /// <summary>The exponential moving average of <see cref="Model"/>'s parameters (what grids and evaluations use).</summary>
+    public nn.Module<Tensor, Tensor, Tensor> EmaModel { get; }
     public GaussianDiffusion Diffusion { get; }
     public ImageDataset Data { get; }
     public Device Device { get; }
@@ -50,19 +53,24 @@ public sealed class Trainer : IDisposable
     private readonly ITimestepSampler _timesteps;
     private readonly bool _ownsData;
 
-    private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device)
+    private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device, ModelFactory? modelFactory)
     {
         Config = config;
         RunDir = runDir;
         Data = data;
         _ownsData = ownsData;
         Device = device;
-        var model = config.Model!;
-        CheckDataFitsModel(model, data);
+        if (config.Model is UNetConfig unet && modelFactory is null) CheckDataFitsModel(unet, data);
+        var create = RunModels.Resolve(config, modelFactory, runDir);
 
         torch.manual_seed(config.Seed);
-        Model = new UNet(model);
-        EmaModel = new UNet(model);
+        Model = create();
+        EmaModel = create();
+        if (ReferenceEquals(Model, EmaModel))
+        {
+            Model.Dispose();
+            throw new DdpmException("the model factory returned the same module twice: it must build a new one on each call");
+        }
         Model.to(device);
         EmaModel.to(device);
         EmaModel.eval();
@@ -72,18 +80,30 @@ public sealed class Trainer : IDisposable
         _optimizer = optim.Adam(Model.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
         Diffusion = DiffusionFactory.Diffusion(config);
         _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
-        _timesteps = DiffusionFactory.TimestepSampler(config);
+        _timesteps = TimestepSamplers.For(config);
     }
 
     /// <summary>Fills in what the configuration leaves open (the network from the preset, the data's size).</summary>
-    public static TrainConfig Resolve(TrainConfig config, ImageDataset data)
+    public static TrainConfig Resolve(TrainConfig config, ImageDataset data) => Resolve(config, data, customModel: false);
+
+    /// <summary>
+    /// The same; with <paramref name="customModel"/> the network comes from a factory, so the configuration's
+    /// <see cref="TrainConfig.Model"/> is cleared (that is how a checkpoint tells a custom network from the U-Net).
+    /// </summary>
+    public static TrainConfig Resolve(TrainConfig config, ImageDataset data, bool customModel)
     {
         var c = config.Clone();
+        c.ImageSize = data.Height;
+        c.Channels = data.Channels;
+        if (customModel)
+        {
+            c.Model = null;
+            c.Validate();
+            return c;
+        }
         c.Model ??= Presets.Get(c.Preset, data.Height, data.Channels);
         if (c.Dropout is double d) c.Model.Dropout = d;
         DiffusionFactory.ConfigureOutputChannels(c.Model, c);
-        c.ImageSize = data.Height;
-        c.Channels = data.Channels;
         c.Validate();
         CheckDataFitsModel(c.Model, data);
         return c;
@@ -96,8 +116,14 @@ public sealed class Trainer : IDisposable
                 $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set --image-size/--channels");
     }
 
-    /// <summary>Starts a new run in <paramref name="runDir"/> (which must not hold a run already).</summary>
-    public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null)
+    /// <summary>
+    /// Starts a new run in <paramref name="runDir"/> (which must not hold a run already). <paramref name="model"/>
+    /// builds the network to train instead of the configuration's U-Net: any module with the diffusion's contract
+    /// (x_t (B, C, H, W) and t (B,) int64 in, (B, C, H, W) out, or (B, 2C, H, W) for a learned variance). It is called
+    /// twice (the network and its EMA) after seeding the global generator with the run's seed, and again with the
+    /// same factory to resume or load the run's checkpoints, which hold its state dict.
+    /// </summary>
+    public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null)
     {
         config.Validate();
         if (Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile)))
@@ -106,11 +132,11 @@ public sealed class Trainer : IDisposable
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         try
         {
-            var resolved = Resolve(config, data);
+            var resolved = Resolve(config, data, customModel: model is not null);
             var device = TorchRuntime.ResolveDevice(resolved.Device);
             Directory.CreateDirectory(runDir);
             AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), resolved.ToJson());
-            return new Trainer(resolved, runDir, data, owns, device);
+            return new Trainer(resolved, runDir, data, owns, device, model);
         }
         catch
         {
@@ -121,13 +147,15 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Continues the run in <paramref name="runDir"/> from its latest checkpoint. <paramref name="adjust"/> may change
-    /// settings that do not alter the numerics of the steps already taken (more steps, logging, device).
+    /// settings that do not alter the numerics of the steps already taken (more steps, logging, device). A run of a
+    /// custom network needs the <paramref name="model"/> factory it was started with.
     /// </summary>
-    public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null)
+    public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null, ModelFactory? model = null)
     {
         var dir = CheckpointStore.Resolve(runDir);
         var state = CheckpointStore.ReadState(dir);
         var config = state.Config.Clone();
+        if (config.Model is null && model is null) throw new DdpmException(RunModels.CustomModelMissing(dir));
         adjust?.Invoke(config);
         config.Validate();
         if (config.Steps < state.Step)
@@ -137,7 +165,7 @@ public sealed class Trainer : IDisposable
         Trainer? trainer = null;
         try
         {
-            trainer = new Trainer(config, runDir, data, owns, TorchRuntime.ResolveDevice(config.Device));
+            trainer = new Trainer(config, runDir, data, owns, TorchRuntime.ResolveDevice(config.Device), model);
             CheckpointStore.LoadWeights(trainer.Model, Path.Combine(dir, CheckpointStore.ModelFile));
             CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
             CheckpointStore.LoadOptimizer(trainer._optimizer, Path.Combine(dir, CheckpointStore.OptimizerFile));
@@ -312,18 +340,21 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The evaluator used by <c>--eval-every</c>; created from the configuration on first use (see
-    /// <see cref="EvalMetrics.Create"/>), or set beforehand to score with other feature extractors.
+    /// What scores the EMA model every <see cref="TrainConfig.EvalEvery"/> steps; required when that is set. The
+    /// caller builds it (the CLI: <c>Ddpm.Metrics.Evaluation.EvalMetrics.CreateEvaluator</c> from the configuration);
+    /// the trainer disposes it.
     /// </summary>
-    public TrainingEvaluator? Evaluator { get; set; }
+    public ITrainingEvaluator? Evaluator { get; set; }
 
-    /// <summary>Scores the EMA model, logs the figures, and copies the checkpoint of this step to checkpoints/best when it is the best so far.</summary>
+    /// <summary>Scores the EMA model with <see cref="Evaluator"/> and returns its figures.</summary>
     public IReadOnlyDictionary<string, double> Evaluate(IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
-        Evaluator ??= EvalMetrics.CreateEvaluator(Config, Data, Device);
+        if (Evaluator is null)
+            throw new DdpmException($"eval_every {Config.EvalEvery}: the trainer has no evaluator to score the model with (set Trainer.Evaluator)");
         return Evaluator.Evaluate(EmaModel, Diffusion, progress, cancellationToken);
     }
 
+    /// <summary>Scores the EMA model, logs the figures, and copies the checkpoint of this step to checkpoints/best when it is the best so far.</summary>
     private void EvaluateAndKeepBest(MetricsLog metrics, string? checkpoint, IProgress<TrainProgress>? progress, Stopwatch total, CancellationToken cancellationToken)
     {
         var report = progress is null ? null : new SyncProgress<int>(done => progress.Report(

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using Ddpm.Diffusion;
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Tests.Sampling;
 using Ddpm.Training;
 using SkiaSharp;

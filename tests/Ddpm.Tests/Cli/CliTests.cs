@@ -4,6 +4,7 @@ using Ddpm.Cli;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Imaging;
+using Ddpm.Runs;
 using Ddpm.Training;
 
 namespace Ddpm.Tests.Cli;

@@ -1,5 +1,6 @@
 using Ddpm.Models;
 using Ddpm.Pipelines;
+using Ddpm.Runs;
 using Ddpm.Tests.Data;
 using Ddpm.Tests.Diffusion;
 using Ddpm.Training;

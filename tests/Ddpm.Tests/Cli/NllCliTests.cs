@@ -2,6 +2,7 @@ using System.Text.Json;
 using Ddpm.Cli;
 using Ddpm.Data;
 using Ddpm.Pipelines;
+using Ddpm.Runs;
 using Ddpm.Training;
 
 namespace Ddpm.Tests.Cli;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Ddpm.Runs;
 using Ddpm.Training;
 using static TorchSharp.torch;
 

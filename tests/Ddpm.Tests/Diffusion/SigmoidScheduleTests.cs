@@ -1,4 +1,5 @@
 using Ddpm.Diffusion;
+using Ddpm.Runs;
 using Ddpm.Sampling;
 using Ddpm.Training;
 using static TorchSharp.torch;

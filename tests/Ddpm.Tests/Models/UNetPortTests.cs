@@ -1,4 +1,5 @@
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Training;
 using TorchSharp;
 using TorchSharp.PyBridge;

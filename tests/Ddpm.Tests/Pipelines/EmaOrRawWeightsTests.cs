@@ -1,6 +1,7 @@
 using Ddpm.Imaging;
 using Ddpm.Models;
 using Ddpm.Pipelines;
+using Ddpm.Runs;
 using Ddpm.Sampling;
 using Ddpm.Training;
 using TorchSharp;
@@ -43,7 +44,7 @@ public class EmaOrRawWeightsTests : IClassFixture<TinyCheckpoint>
 
     public EmaOrRawWeightsTests(TinyCheckpoint ckpt) => _ckpt = ckpt;
 
-    private static void AssertHolds(UNet model, Dictionary<string, Tensor> expected)
+    private static void AssertHolds(nn.Module model, Dictionary<string, Tensor> expected)
     {
         var loaded = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), loaded.Keys.Order(StringComparer.Ordinal));

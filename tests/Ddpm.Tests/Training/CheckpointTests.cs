@@ -1,4 +1,5 @@
 using Ddpm.IO;
+using Ddpm.Runs;
 using Ddpm.Training;
 using static TorchSharp.torch;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Ddpm.Diffusion;
 using Ddpm.Models;
+using Ddpm.Runs;
 using Ddpm.Training;
 using static TorchSharp.torch;
 
@@ -21,7 +22,7 @@ public class DiffusionOptionsTests
         Assert.Equal(PredictionType.Epsilon, d.Prediction);
         Assert.Equal(VarianceType.FixedLarge, d.VarianceType);
         Assert.Equal(LossType.Simple, d.Loss);
-        Assert.IsType<UniformTimestepSampler>(DiffusionFactory.TimestepSampler(c));
+        Assert.IsType<UniformTimestepSampler>(TimestepSamplers.For(c));
     }
 
     [Fact]

@@ -1,4 +1,6 @@
+using Ddpm.Metrics.Evaluation;
 using Ddpm.Pipelines;
+using Ddpm.Runs;
 using Ddpm.Sampling;
 using Ddpm.Tests.Metrics;
 using Ddpm.Training;

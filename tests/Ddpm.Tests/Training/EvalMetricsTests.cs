@@ -1,3 +1,5 @@
+using Ddpm.Metrics.Evaluation;
+using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Training;
@@ -29,7 +31,8 @@ public class EvalMetricsTests
         var c = EvalConfig();
         c.EvalClassifier = "mnist";
         using var t = Trainer.Start(c, Path.Combine(TestUtil.TempDir(), "run"), data);
-        var values = t.Evaluate(); // builds the evaluator with EvalMetrics.CreateEvaluator
+        t.Evaluator = EvalMetrics.CreateEvaluator(t.Config, t.Data, t.Device); // as the CLI does for --eval-every
+        var values = t.Evaluate();
 
         // The classifier only (no Inception weights given), so it is the metric that picks the best checkpoint.
         Assert.Equal("fd_classifier", t.Evaluator!.PrimaryMetric);

@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Training;
 using TorchSharp;
 using static TorchSharp.torch;

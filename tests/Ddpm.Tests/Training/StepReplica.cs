@@ -1,5 +1,7 @@
 using Ddpm.Data;
 using Ddpm.Models;
+using Ddpm.Runs;
+using Ddpm.Runtime;
 using Ddpm.Training;
 using static TorchSharp.torch;
 
@@ -93,10 +95,10 @@ internal sealed class StepReplica : IDisposable
         return (Noise - eps).square().mean(new long[] { 1, 2, 3 }).MoveToOuterDisposeScope();
     }
 
-    /// <summary>A separate network with the same weights and buffers as <paramref name="model"/>.</summary>
-    public static UNet Clone(UNet model)
+    /// <summary>A separate network with the same weights and buffers as <paramref name="model"/> (a U-Net).</summary>
+    public static UNet Clone(nn.Module<Tensor, Tensor, Tensor> model)
     {
-        var copy = new UNet(model.Config);
+        var copy = new UNet(((UNet)model).Config);
         using var _ = no_grad();
         var source = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in copy.named_parameters()) p.copy_(source[name]);
@@ -107,7 +109,7 @@ internal sealed class StepReplica : IDisposable
     }
 
     /// <summary>The gradient of <paramref name="loss"/> for every parameter (zeros where none flows), as float64 copies.</summary>
-    public static Dictionary<string, Tensor> Gradients(UNet model, Tensor loss)
+    public static Dictionary<string, Tensor> Gradients(nn.Module model, Tensor loss)
     {
         model.zero_grad();
         loss.backward();
@@ -120,7 +122,7 @@ internal sealed class StepReplica : IDisposable
         Math.Sqrt(tensors.Sum(g => g.to(ScalarType.Float64).square().sum().item<double>()));
 
     /// <summary>Adds 0.05 N(0, 1) to every parameter, so that every layer gets a gradient (the output convolution starts at zero).</summary>
-    public static void Perturb(UNet model, long seed)
+    public static void Perturb(nn.Module model, long seed)
     {
         using var gen = new Generator((ulong)seed, CPU);
         using var _ = no_grad();

@@ -1,4 +1,5 @@
 using Ddpm.Data;
+using Ddpm.Runs;
 using Ddpm.Training;
 using static TorchSharp.torch;
 

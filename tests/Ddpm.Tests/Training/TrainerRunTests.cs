@@ -1,3 +1,5 @@
+using Ddpm.Metrics.Evaluation;
+using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Tests.Metrics;
@@ -22,7 +24,7 @@ public class TrainerRunTests
 
     private static string[] Names(IEnumerable<string> paths) => paths.Select(p => Path.GetFileName(p)!).Order(StringComparer.Ordinal).ToArray();
 
-    private static void AssertSameParameters(Ddpm.Models.UNet expected, Ddpm.Models.UNet actual, string what)
+    private static void AssertSameParameters(nn.Module expected, nn.Module actual, string what)
     {
         var e = TestUtil.Parameters(expected);
         foreach (var (name, p) in actual.named_parameters())

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Ddpm.Runs;
 using Ddpm.Training;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ public class TrainerUpdateTests
         return c;
     }
 
-    private static Dictionary<string, Tensor> Snapshot(Ddpm.Models.UNet m) =>
+    private static Dictionary<string, Tensor> Snapshot(nn.Module m) =>
         m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().to(ScalarType.Float64).clone());
 
     /// <summary>Adam's first update (m = v = 0 before): m_hat = g, v_hat = g^2, so the step is -lr g / (|g| + eps).</summary>

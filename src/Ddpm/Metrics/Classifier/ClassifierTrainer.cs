@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Ddpm.Data;
-using Ddpm.Training;
+using Ddpm.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 

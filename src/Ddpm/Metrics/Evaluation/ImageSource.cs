@@ -1,6 +1,6 @@
 using Ddpm.Data;
 using Ddpm.Pipelines;
-using Ddpm.Training;
+using Ddpm.Runs;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics.Evaluation;
@@ -32,6 +32,9 @@ public sealed class ImageSourceOptions
     public bool UseEma { get; init; } = true;
 
     public Device? Device { get; init; }
+
+    /// <summary>The network a checkpoint is loaded into; null uses the run's U-Net (required for a custom network's run).</summary>
+    public ModelFactory? Model { get; init; }
 
     /// <summary>
     /// Draws (n, C, H, W) samples in [-1, 1] with seed s from a loaded pipeline; null uses the pipeline's default
@@ -193,7 +196,7 @@ public sealed class CheckpointSource : ImageSource
     public CheckpointSource(string path, ImageSourceOptions options) : base(path, ImageSourceKind.Checkpoint)
     {
         _options = options;
-        Pipeline = DdpmPipeline.Load(path, options.Device ?? CPU, options.UseEma);
+        Pipeline = DdpmPipeline.Load(path, options.Device ?? CPU, options.UseEma, options.Model);
         _pipeline = Pipeline;
     }
 

@@ -1,4 +1,4 @@
-using Ddpm.Models;
+using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,5 +1,6 @@
 using Ddpm.Metrics.Inception;
 using Ddpm.Models;
+using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,4 +1,4 @@
-namespace Ddpm.Training;
+namespace Ddpm.Runtime;
 
 /// <summary>
 /// The randomness of a training step (batch order aside) is a pure function of (run seed, step): each step

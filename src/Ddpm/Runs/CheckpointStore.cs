@@ -6,7 +6,7 @@ using TorchSharp.Modules;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace Ddpm.Training;
+namespace Ddpm.Runs;
 
 /// <summary>What a checkpoint's state.json holds besides the tensors.</summary>
 public sealed class CheckpointState

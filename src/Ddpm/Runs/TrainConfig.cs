@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Ddpm.Models;
 
-namespace Ddpm.Training;
+namespace Ddpm.Runs;
 
 /// <summary>
 /// Every setting of a training run. The resolved copy is written to the run folder as config.json, so a run

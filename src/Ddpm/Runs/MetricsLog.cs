@@ -3,7 +3,7 @@ using Ddpm.IO;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Ddpm.Training;
+namespace Ddpm.Runs;
 
 /// <summary>One line of metrics.jsonl.</summary>
 public sealed record MetricsRecord(long Step, double Loss, double Lr, double GradNorm, double ImagesPerSec, double ElapsedSec);

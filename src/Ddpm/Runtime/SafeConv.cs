@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Ddpm.Models;
+namespace Ddpm.Runtime;
 
 /// <summary>
 /// Runs a Conv2d so that its output and gradients are right on the CPU.

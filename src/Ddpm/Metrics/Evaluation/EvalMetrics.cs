@@ -2,10 +2,11 @@ using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
 using Ddpm.Metrics.Inception;
+using Ddpm.Runs;
 using Ddpm.Sampling;
 using static TorchSharp.torch;
 
-namespace Ddpm.Training;
+namespace Ddpm.Metrics.Evaluation;
 
 /// <summary>Builds the feature extractors and the sampler of <c>--eval-every</c> from a run's configuration.</summary>
 public static class EvalMetrics

@@ -1,16 +1,16 @@
 using Ddpm.Diffusion;
 using Ddpm.Models;
 
-namespace Ddpm.Training;
+namespace Ddpm.Runs;
 
-/// <summary>How training draws t: see <see cref="ITimestepSampler"/>.</summary>
+/// <summary>How training draws t (the samplers themselves are in Training).</summary>
 public enum TimestepSamplerKind
 {
     Uniform,
     Importance,
 }
 
-/// <summary>Builds the schedule, the diffusion and the timestep sampler from a configuration's names.</summary>
+/// <summary>Builds the schedule and the diffusion from a configuration's names.</summary>
 public static class DiffusionFactory
 {
     public static ScheduleKind ParseSchedule(string name) => name.Trim().ToLowerInvariant() switch
@@ -75,12 +75,6 @@ public static class DiffusionFactory
 
     public static GaussianDiffusion Diffusion(TrainConfig c) =>
         new(Schedule(c), ParseVariance(c.Variance), ParsePrediction(c.Prediction), ParseLoss(c.Loss), c.VlbWeight);
-
-    public static ITimestepSampler TimestepSampler(TrainConfig c) => ParseTimestepSampler(c.TimestepSampler) switch
-    {
-        TimestepSamplerKind.Importance => new LossAwareTimestepSampler(c.Timesteps),
-        _ => new UniformTimestepSampler(c.Timesteps),
-    };
 
     /// <summary>
     /// Gives the network the output channels the variance needs: twice the data's channels when it is learned (an

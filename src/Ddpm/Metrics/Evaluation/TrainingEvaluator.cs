@@ -1,11 +1,11 @@
 using Ddpm.Data;
 using Ddpm.Diffusion;
-using Ddpm.Metrics;
-using Ddpm.Metrics.Evaluation;
-using Ddpm.Models;
+using Ddpm.Runs;
+using Ddpm.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ddpm.Training;
+namespace Ddpm.Metrics.Evaluation;
 
 /// <summary>One feature space the trainer scores samples in: "fd_classifier" (offline) or "fid" (Inception).</summary>
 public sealed record EvalMetric(string Name, IFeatureExtractor Extractor);
@@ -15,12 +15,13 @@ public sealed record EvalMetric(string Name, IFeatureExtractor Extractor);
 /// fixed seed (the same noise at every evaluation, so the curve shows the model changing, not the noise), and for
 /// each metric computes the Frechet distance to the first <see cref="TrainConfig.EvalRealCount"/> training images,
 /// the real-vs-real floor at the same sample count, and (for classifiers) the score and class imbalance.
-/// The real statistics and floors are computed once, at the first evaluation.
+/// The real statistics and floors are computed once, at the first evaluation. The caller gives it to
+/// <see cref="Trainer.Evaluator"/> (the CLI builds it with <see cref="EvalMetrics.CreateEvaluator"/>).
 /// </summary>
-public sealed class TrainingEvaluator : IDisposable
+public sealed class TrainingEvaluator : ITrainingEvaluator
 {
     /// <summary>Draws (n, C, H, W) samples in [-1, 1] from the EMA model with the given seed.</summary>
-    public delegate Tensor Generator(UNet model, GaussianDiffusion diffusion, long[] shape, long seed, CancellationToken cancellationToken);
+    public delegate Tensor Generator(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion, long[] shape, long seed, CancellationToken cancellationToken);
 
     private readonly TrainConfig _config;
     private readonly ImageDataset _data;
@@ -41,7 +42,7 @@ public sealed class TrainingEvaluator : IDisposable
     public string PrimaryMetric => (_metrics.FirstOrDefault(m => m.Name == "fid") ?? _metrics[0]).Name;
 
     /// <summary>Scores <paramref name="model"/>; progress counts generated images.</summary>
-    public IReadOnlyDictionary<string, double> Evaluate(UNet model, GaussianDiffusion diffusion, IProgress<int>? progress, CancellationToken cancellationToken)
+    public IReadOnlyDictionary<string, double> Evaluate(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion, IProgress<int>? progress, CancellationToken cancellationToken)
     {
         PrepareReference(cancellationToken);
         int count = _config.EvalCount;
