@@ -4,6 +4,7 @@ using System.Text;
 using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
+using Ddpm.Metrics.Evaluation;
 using Ddpm.Models;
 using Ddpm.Runs;
 using Ddpm.Runtime;

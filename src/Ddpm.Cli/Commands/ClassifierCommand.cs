@@ -4,6 +4,7 @@ using System.Globalization;
 using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
+using Ddpm.Metrics.Evaluation;
 using Ddpm.Runtime;
 using Spectre.Console;
 using static TorchSharp.torch;

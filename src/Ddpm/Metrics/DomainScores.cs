@@ -5,7 +5,7 @@ namespace Ddpm.Metrics;
 
 /// <summary>
 /// The real-vs-real floor: the Frechet distance between two disjoint random sets of real images of the same size, what a
-/// perfect generator would reach at that sample count (see <see cref="Evaluation.DistanceEvaluation"/> for the scores beside it).
+/// perfect generator would reach at that sample count (Metrics.Evaluation.DistanceEvaluation reports the scores beside it).
 /// </summary>
 public static class DomainScores
 {

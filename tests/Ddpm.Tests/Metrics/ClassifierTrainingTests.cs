@@ -2,6 +2,7 @@ using Ddpm.Cli;
 using Ddpm.Data;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
+using Ddpm.Metrics.Evaluation;
 using static TorchSharp.torch;
 
 namespace Ddpm.Tests.Metrics;

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Ddpm.Metrics;
+namespace Ddpm.Metrics.Evaluation;
 
 /// <summary>Runs a feature extractor over many images in batches.</summary>
 public static class FeatureExtraction
@@ -17,10 +17,10 @@ public static class FeatureExtraction
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() != 4) throw new DdpmException($"images must be (N, C, H, W); got shape [{string.Join(", ", images.shape)}]");
         if (images.shape[0] < 1) throw new DdpmException("no images to extract features from");
-        using var source = Evaluation.ImageSource.FromTensor(images, "tensor");
+        using var source = ImageSource.FromTensor(images, "tensor");
         int total = (int)images.shape[0];
         var inner = progress is null ? null : new Runtime.SyncProgress<int>(done => progress.Report((done, total)));
-        using var collected = Evaluation.FeatureCollector.Collect(extractor, source, batchSize, inner, cancellationToken);
+        using var collected = FeatureCollector.Collect(extractor, source, batchSize, inner, cancellationToken);
         return new FeatureBatch(collected.Features.alias(), collected.Logits?.alias());
     }
 }
