@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Runtime;
 
-/// <summary>Device choice, thread count and seeding: the process-wide settings of the tensor engine.</summary>
+/// <summary>Device choice, thread count and NNPACK: the process-wide settings of the tensor engine.</summary>
 public static class TorchRuntime
 {
     /// <summary>Resolves "cpu", "cuda", "cuda:N" or "auto" (CUDA when TorchSharp sees it, else CPU).</summary>
@@ -28,33 +28,6 @@ public static class TorchRuntime
         int n = threads > 0 ? threads : Environment.ProcessorCount;
         torch.set_num_threads(n);
         return n;
-    }
-
-    /// <summary>Seeds libtorch's global generators (CPU and CUDA).</summary>
-    public static void Seed(long seed)
-    {
-        torch.manual_seed(seed);
-        if (cuda.is_available()) torch.cuda.manual_seed_all(seed);
-    }
-
-    /// <summary>
-    /// Turns libtorch's oneDNN (MKL-DNN) CPU kernels off or on. libtorch 2.10's oneDNN convolution kernels return
-    /// wrong, sometimes NaN, values on some CPUs (measured here: the backward-data pass of 3x3 convolutions with few
-    /// channels, in 10-60 % of calls); without oneDNN, libtorch uses its native kernels, which are right. Returns
-    /// false when the switch is not available (a libtorch without these entry points, or not Linux x64).
-    /// </summary>
-    public static bool SetOneDnn(bool enabled)
-    {
-        try
-        {
-            _ = torch.zeros(1); // make sure TorchSharp has loaded libtorch
-            Native.SetUserEnabledMkldnn(Native.GlobalContext(), enabled);
-            return true;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
-        {
-            return false;
-        }
     }
 
     /// <summary>
@@ -91,32 +64,11 @@ public static class TorchRuntime
         }
     }
 
-    /// <summary>Whether libtorch's oneDNN kernels are on (null when that cannot be read).</summary>
-    public static bool? OneDnnEnabled()
-    {
-        try
-        {
-            _ = torch.zeros(1);
-            return Native.UserEnabledMkldnn(Native.GlobalContext());
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
-        {
-            return null;
-        }
-    }
-
-    /// <summary>at::globalContext() and its oneDNN and NNPACK switches, by their Itanium C++ ABI names in libtorch_cpu.</summary>
+    /// <summary>at::globalContext() and its NNPACK switch, by their Itanium C++ ABI names in libtorch_cpu.</summary>
     private static class Native
     {
         [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
         public static extern IntPtr GlobalContext();
-
-        [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
-        public static extern void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
-
-        [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
-        [return: MarshalAs(UnmanagedType.I1)]
-        public static extern bool UserEnabledMkldnn(IntPtr context);
 
         [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
         public static extern void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
