@@ -119,8 +119,8 @@ public static class TrainCommand
             }
             using (trainer)
             {
-                // The evaluator of --eval-every comes from the metrics layer; the trainer only calls it.
-                if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluator(trainer.Config, trainer.Data, trainer.Device);
+                // The evaluator of --eval-every comes from the metrics layer (the trainer only calls it), opened at its first use.
+                if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluatorOnFirstUse(trainer.Config, trainer.Data, trainer.Device);
                 var m = trainer.Config.Model!;
                 ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
                 ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");

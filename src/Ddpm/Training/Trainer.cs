@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Ddpm.Data;
 using Ddpm.Diffusion;
-using Ddpm.IO;
 using Ddpm.Imaging;
+using Ddpm.IO;
 using Ddpm.Models;
 using Ddpm.Runs;
 using Ddpm.Runtime;

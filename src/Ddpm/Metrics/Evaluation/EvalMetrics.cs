@@ -1,9 +1,12 @@
 using Ddpm.Data;
+using Ddpm.Diffusion;
 using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
 using Ddpm.Metrics.Inception;
 using Ddpm.Runs;
 using Ddpm.Sampling;
+using Ddpm.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics.Evaluation;
@@ -27,6 +30,27 @@ public static class EvalMetrics
             foreach (var m in metrics) m.Extractor.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The same evaluator, built at its first use: <c>--eval-every</c> opens the classifier and the Inception weights
+    /// when it first scores, so a run with a wrong weights path trains and logs up to that step before it stops.
+    /// </summary>
+    public static ITrainingEvaluator CreateEvaluatorOnFirstUse(TrainConfig config, ImageDataset data, Device device) =>
+        new OnFirstUse(() => CreateEvaluator(config, data, device));
+
+    private sealed class OnFirstUse(Func<ITrainingEvaluator> create) : ITrainingEvaluator
+    {
+        private ITrainingEvaluator? _inner;
+
+        private ITrainingEvaluator Inner => _inner ??= create();
+
+        public string PrimaryMetric => Inner.PrimaryMetric;
+
+        public IReadOnlyDictionary<string, double> Evaluate(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion,
+            IProgress<int>? progress, CancellationToken cancellationToken) => Inner.Evaluate(model, diffusion, progress, cancellationToken);
+
+        public void Dispose() => _inner?.Dispose();
     }
 
     /// <summary>
