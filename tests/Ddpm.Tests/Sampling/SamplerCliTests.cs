@@ -77,10 +77,10 @@ public class SamplerCliTests : IClassFixture<TinyRun>
             Assert.True(png.shape[2] > 3 * png.shape[1], $"a row: {string.Join("x", png.shape)}");
 
         using var pipe = DdpmPipeline.Load(_run.Run, CPU);
-        var options = new SamplerOptions();
-        using var row = pipe.Interpolate(5, 6, 4, 6, options);
-        using var a = pipe.Sample(1, 5, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
-        using var b = pipe.Sample(1, 6, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
+        var ddim = new DdimSampler(new DdimOptions { Steps = 6 });
+        using var row = pipe.Interpolate(5, 6, 4, ddim);
+        using var a = pipe.Sample(1, 5, ddim);
+        using var b = pipe.Sample(1, 6, ddim);
         Assert.Equal(new long[] { 4, 1, 8, 8 }, row.shape);
         Assert.True(row[0].allclose(a[0], rtol: 1e-4, atol: 1e-5));
         Assert.True(row[3].allclose(b[0], rtol: 1e-4, atol: 1e-5));
@@ -91,7 +91,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     {
         using var pipe = DdpmPipeline.Load(_run.Run, CPU);
         var reports = new List<(int Done, int Total)>();
-        using var images = pipe.Sample(5, 0, new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 4 }, new SamplerOptions(), batchSize: 2,
+        using var images = pipe.Sample(5, 0, new DpmSolverSampler(new DpmSolverOptions { Steps = 4 }), batchSize: 2,
             progress: new Ddpm.Runtime.SyncProgress<(int, int)>(reports.Add));
         Assert.Equal(new long[] { 5, 1, 8, 8 }, images.shape);
         Assert.Equal(Enumerable.Range(1, 12).Select(i => (i, 12)), reports);
@@ -106,7 +106,12 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     [InlineData("sample", "--timesteps", "1,1")]
     [InlineData("sample", "--timesteps", "0,12")]
     [InlineData("sample", "--steps", "4", "--timesteps", "0,5")]
-    [InlineData("sample", "--spacing", "karras")]
+    [InlineData("sample", "--spacing", "cosine")]
+    [InlineData("sample", "--sampler", "ddpm", "--ddim-final", "alpha-bar-0")]
+    [InlineData("sample", "--sampler", "ddim", "--dpm-final", "sigma-min")]
+    [InlineData("sample", "--sampler", "ddim", "--ddim-final", "half")]
+    [InlineData("sample", "--sampler", "dpm-solver", "--spacing", "leading", "--steps", "12")]
+    [InlineData("sample", "--threshold", "dynamic", "--dynamic-quantile", "1.5")]
     [InlineData("sample", "--threshold", "soft")]
     [InlineData("sample", "--threshold", "dynamic", "--no-clip")]
     [InlineData("sample", "--threshold", "dynamic", "--dynamic-max", "0.5")]

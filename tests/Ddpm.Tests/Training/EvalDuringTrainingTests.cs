@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Pipelines;
 using Ddpm.Sampling;
 using Ddpm.Tests.Metrics;
@@ -11,7 +12,7 @@ public class EvalDuringTrainingTests
     private static TrainingEvaluator FakeEvaluator(TrainConfig config, Ddpm.Data.ImageDataset data) =>
         new(config, data, new[] { new EvalMetric("fd_test", new PixelStatsExtractor()) }, (model, diffusion, shape, seed, ct) =>
         {
-            using var r = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, CPU, null, ct);
+            using var r = TestSampling.Ancestral(diffusion, model, shape, new SampleOptions { Seed = seed }, CPU, null, ct);
             return r.Samples.detach().clone();
         });
 

@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Tests.Metrics;
@@ -126,7 +127,7 @@ public class TrainerRunTests
             t.Evaluator = new TrainingEvaluator(t.Config, data, new[] { new EvalMetric("fd_pixels", new PixelStatsExtractor()) },
                 (model, diffusion, shape, seed, ct) =>
                 {
-                    using var r = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, CPU, null, ct);
+                    using var r = TestSampling.Ancestral(diffusion, model, shape, new SampleOptions { Seed = seed }, CPU, null, ct);
                     return r.Samples.detach().clone();
                 });
         // The first grid (or evaluation) comes after step 2; cancel while it draws.
