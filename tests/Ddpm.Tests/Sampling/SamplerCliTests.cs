@@ -36,12 +36,12 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     private string Out(string name) => Path.Combine(_run.Dir, name);
 
     [Theory]
-    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), eta 0.5")]
+    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), threshold clip, eta 0.5")]
     [InlineData("dpm-solver", new[] { "--steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
     [InlineData("dpm-solver", new string[0], "dpm-solver, 12 of 12 steps (logsnr)")]
-    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even)")]
+    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even), threshold dynamic (p 0.995)")]
     [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
-    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), eta 0")]
+    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), threshold none, eta 0")]
     public void SampleWithEachSampler(string sampler, string[] extra, string description)
     {
         var grid = Out($"{sampler}-{Guid.NewGuid():N}.png");
@@ -72,7 +72,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
         var grid = Out("interp.png");
         var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid, "--no-progress");
         Assert.True(code == 0, err);
-        Assert.Contains("4 frames, ddim 6 of 12 steps", output);
+        Assert.Contains("4 frames, ddim, 6 of 12 steps (even), threshold clip, eta 0", output);
         using (var png = ImageIO.LoadPng(grid))
             Assert.True(png.shape[2] > 3 * png.shape[1], $"a row: {string.Join("x", png.shape)}");
 
