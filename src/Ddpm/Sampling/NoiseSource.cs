@@ -22,7 +22,10 @@ public abstract class NoiseSource
 
     internal virtual void EndRun() { }
 
-    /// <summary>A CPU generator seeded with <paramref name="seed"/> for each run: the same seed gives the same draws on any device.</summary>
+    /// <summary>
+    /// A CPU generator seeded with <paramref name="seed"/>, fresh for each run: the same seed gives the same draws on any
+    /// device, run after run. (Outside a run, <see cref="Next"/> returns the seed's first draw, i.e. its x_T.)
+    /// </summary>
     public static NoiseSource Seeded(long seed) => new SeededSource(seed);
 
     /// <summary>
