@@ -42,6 +42,12 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even), threshold dynamic (p 0.995)")]
     [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
     [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), threshold none, eta 0")]
+    [InlineData("ddim", new[] { "--steps", "4", "--spacing", "trailing", "--ddim-final", "alpha-bar-0", "--ddim-raw-eps" },
+        "ddim, 4 of 12 steps (trailing), threshold clip, eta 0, final alpha_bar_0, raw eps")]
+    [InlineData("dpm-solver", new[] { "--steps", "4", "--spacing", "karras", "--dpm-final", "sigma-min", "--dpm-second-order-final" },
+        "dpm-solver, 4 of 12 steps (karras), threshold clip, final sigma_min, second order to the end")]
+    [InlineData("ddpm", new[] { "--steps", "3", "--threshold", "dynamic", "--dynamic-quantile", "0.9", "--dynamic-max", "2" },
+        "ddpm, 3 of 12 steps (even), threshold dynamic (p 0.9, max 2)")]
     public void SampleWithEachSampler(string sampler, string[] extra, string description)
     {
         var grid = Out($"{sampler}-{Guid.NewGuid():N}.png");
@@ -84,6 +90,22 @@ public class SamplerCliTests : IClassFixture<TinyRun>
         Assert.Equal(new long[] { 4, 1, 8, 8 }, row.shape);
         Assert.True(row[0].allclose(a[0], rtol: 1e-4, atol: 1e-5));
         Assert.True(row[3].allclose(b[0], rtol: 1e-4, atol: 1e-5));
+    }
+
+    /// <summary>Every command that samples offers the same sampler option group.</summary>
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("interpolate")]
+    [InlineData("fid")]
+    [InlineData("distance")]
+    [InlineData("stats")]
+    public void EveryCommandThatSamplesHasTheSamplerGroup(string command)
+    {
+        var (code, output, _) = Cli(new[] { command, "--help" });
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--sampler", "--steps", "--spacing", "--timesteps", "--eta", "--threshold", "--dynamic-quantile",
+                     "--dynamic-max", "--ddim-final", "--ddim-raw-eps", "--dpm-final", "--dpm-second-order-final" })
+            Assert.Contains(flag, output);
     }
 
     [Fact]
