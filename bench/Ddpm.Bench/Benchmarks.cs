@@ -99,17 +99,17 @@ public static class Benchmarks
                 t.Dispose();
 
                 // 3b. The fast samplers through their whole loop (x_T, model, update) at batch 64.
-                foreach (var kind in new[] { SamplerKind.Ddim, SamplerKind.DpmSolver })
+                foreach (var name in new[] { DdimSampler.RegistryName, DpmSolverSampler.RegistryName })
                 {
-                    var settings = new SamplerSettings { Kind = kind, Steps = Math.Min(o.SampleSteps, trainer.Diffusion.Timesteps) };
-                    int steps = settings.ResolveTimesteps(trainer.Diffusion.Schedule).Length;
+                    var sampler = SamplerRegistry.Create(name, so => so with { Steps = Math.Min(o.SampleSteps, trainer.Diffusion.Timesteps) });
+                    int steps = sampler.Timesteps(trainer.Diffusion.Schedule).Length;
                     sw.Restart();
-                    using (Sampler.Sample(trainer.Diffusion, trainer.EmaModel, shape, settings, new SamplerOptions(), device)) { }
+                    using (sampler.Sample(trainer.Diffusion, trainer.EmaModel, shape, null, device)) { }
                     Synchronize(device);
                     double kindSps = steps / sw.Elapsed.TotalSeconds;
-                    int defaultSteps = SamplerSettings.DefaultSteps(kind, trainer.Diffusion.Timesteps);
+                    int defaultSteps = SamplerRegistry.Create(name).Timesteps(trainer.Diffusion.Schedule).Length;
                     Line(string.Format(inv, "sampling {0}: {1:F2} steps/s at batch 64 ({2:F1} s for 64 images at its default {3} steps)",
-                        SamplerSettings.Name(kind), kindSps, defaultSteps / kindSps, defaultSteps));
+                        name, kindSps, defaultSteps / kindSps, defaultSteps));
                 }
             }
 

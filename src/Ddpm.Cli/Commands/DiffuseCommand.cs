@@ -57,7 +57,7 @@ public static class DiffuseCommand
             int keep = Math.Max(1, (diff.Timesteps - 1) / Math.Max(1, f - 1));
             SampleResult? result = null;
             ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "reverse process", progress =>
-                result = AncestralSampler.Sample(diff, pipe.Model, pipe.ImageShape(n), new SamplerOptions { Seed = parse.GetValue(seed), KeepEvery = keep },
+                result = new AncestralSampler().Sample(diff, pipe.Model, pipe.ImageShape(n), SamplingRun.Seeded(parse.GetValue(seed)) with { KeepEvery = keep },
                     dev, new Ddpm.Runtime.SyncProgress<int>(done => progress.Report((done, diff.Timesteps))), token));
             using (result)
             using (var reverse = DiffusionFigures.ReverseProcess(result!.Trajectory, f))

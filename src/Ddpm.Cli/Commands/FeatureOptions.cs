@@ -50,28 +50,22 @@ public static class ClassifierChoice
     public static IFeatureExtractor Open(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
 }
 
-/// <summary>--sampler, --steps, --eta: how samples are drawn from checkpoints given to the evaluation commands.</summary>
+/// <summary>The sampler option group (<see cref="SamplerCliOptions"/>) of the evaluation commands: how samples are drawn from checkpoints.</summary>
 public sealed class SamplerChoice
 {
-    public Option<string> Kind { get; } = new("--sampler") { Description = "Sampler for checkpoints: ddpm (ancestral, all T steps: the paper's numbers), ddim or dpm-solver", DefaultValueFactory = _ => "ddpm" };
-    public Option<int?> Steps { get; } = new("--steps") { Description = "Denoising steps (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
-    public Option<double?> Eta { get; } = new("--eta") { Description = "DDIM's eta (default 0)" };
+    public SamplerCliOptions Options { get; } = new(samplerHelp:
+        $"Sampler for checkpoints: ddpm (ancestral, all T steps: the paper's numbers), ddim or dpm-solver (registered: {SamplerRegistry.NameList})");
 
     public void AddTo(Command cmd, EvaluationOptions eval)
     {
-        cmd.Options.Add(Kind);
-        cmd.Options.Add(Steps);
-        cmd.Options.Add(Eta);
+        Options.AddTo(cmd);
         eval.Generate = parse =>
         {
-            var settings = new SamplerSettings
-            {
-                Kind = SamplerSettings.ParseKind(parse.GetValue(Kind)!), Steps = parse.GetValue(Steps), Eta = parse.GetValue(Eta) ?? 0.0,
-            };
+            var sampler = Options.Build(parse);
             return (pipe, n, seed, ct) =>
             {
-                settings.Describe(pipe.Diffusion.Schedule); // checks --steps against T
-                return pipe.Sample(n, seed, settings, new SamplerOptions(), n, null, ct);
+                SamplerCliOptions.Describe(sampler, pipe.Diffusion.Schedule); // checks the settings against T
+                return pipe.Sample(n, seed, sampler, n, null, ct);
             };
         };
     }

@@ -84,7 +84,7 @@ public sealed partial class GaussianDiffusion
                     var noise = randn(x0.shape, dtype: ScalarType.Float32, device: CPU, generator: generator).to(x0.device);
                     var xt = QSample(x0, tt, noise);
                     var (bpd, predX0) = VbTermsBpd(model, x0, xt, tt, clipDenoised);
-                    var eps = PredictEpsFromStart(xt, tt, predX0);
+                    var eps = PredictEpsFromX0(xt, tt, predX0);
                     Scatter(terms, bpd, t, steps);
                     Scatter(x0Mse, MeanFlat((predX0 - x0).square()), t, steps);
                     Scatter(epsMse, MeanFlat((eps - noise).square()), t, steps);

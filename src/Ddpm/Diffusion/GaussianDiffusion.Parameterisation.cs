@@ -35,7 +35,7 @@ public sealed partial class GaussianDiffusion
     }
 
     /// <summary>x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v.</summary>
-    public Tensor PredictStartFromVelocity(Tensor xt, Tensor t, Tensor v)
+    public Tensor PredictX0FromVelocity(Tensor xt, Tensor t, Tensor v)
     {
         CheckSameShape(xt, v, nameof(v));
         using var scope = NewDisposeScope();
@@ -45,8 +45,22 @@ public sealed partial class GaussianDiffusion
         return x0.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) x_t (from v's definition and eq. 4). Direct, unlike eps recomputed
+    /// from x_0, which divides by sqrt(1 - alpha_bar_t) and loses about two digits in float32 near t = 0.
+    /// </summary>
+    public Tensor PredictEpsFromVelocity(Tensor xt, Tensor t, Tensor v)
+    {
+        CheckSameShape(xt, v, nameof(v));
+        using var scope = NewDisposeScope();
+        var (c, tt) = Prepare(xt, t);
+        var shape = xt.shape;
+        var eps = Extract(c.SqrtAlphasCumprod, tt, shape) * v + Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * xt;
+        return eps.MoveToOuterDisposeScope();
+    }
+
     /// <summary>x_0 = (mu - coef2 x_t) / coef1, the posterior mean (eq. 7) solved for x_0.</summary>
-    public Tensor PredictStartFromMean(Tensor xt, Tensor t, Tensor mean)
+    public Tensor PredictX0FromMean(Tensor xt, Tensor t, Tensor mean)
     {
         CheckSameShape(xt, mean, nameof(mean));
         using var scope = NewDisposeScope();
@@ -94,12 +108,12 @@ public sealed partial class GaussianDiffusion
     }
 
     /// <summary>x_0 implied by the prediction part of the output (no clipping): from eps, as is, from v, or from mu.</summary>
-    public Tensor PredictStartFromOutput(Tensor prediction, Tensor xt, Tensor t) => Prediction switch
+    public Tensor PredictX0FromOutput(Tensor prediction, Tensor xt, Tensor t) => Prediction switch
     {
-        PredictionType.Epsilon => PredictStartFromNoise(xt, t, prediction),
+        PredictionType.Epsilon => PredictX0FromEps(xt, t, prediction),
         PredictionType.StartX => prediction.alias(),
-        PredictionType.Velocity => PredictStartFromVelocity(xt, t, prediction),
-        _ => PredictStartFromMean(xt, t, prediction),
+        PredictionType.Velocity => PredictX0FromVelocity(xt, t, prediction),
+        _ => PredictX0FromMean(xt, t, prediction),
     };
 
     /// <summary>
@@ -139,27 +153,33 @@ public sealed partial class GaussianDiffusion
     /// included (they are ignored here). x_0 is the prediction converted (from eps, v or mu), clipped to [-1, 1] when
     /// <paramref name="clipDenoised"/>. eps is then the one consistent with that x_0 and x_t:
     /// eps = (sqrt(1 / alpha_bar_t) x_t - x_0) / sqrt(1 / alpha_bar_t - 1), re-derived from the clipped x_0 as
-    /// improved-diffusion's DDIM does; except that an eps-predicting model's eps is its output unchanged when nothing is
-    /// clipped. Both have x_t's shape.
+    /// improved-diffusion's DDIM does; except when nothing is clipped, where an eps-predicting model's eps is its output
+    /// unchanged and a v-predicting model's eps comes from v directly (<see cref="PredictEpsFromVelocity"/>, which keeps
+    /// float32 precision near t = 0). Both have x_t's shape.
     /// </summary>
-    public (Tensor Eps, Tensor PredX0) PredictEpsAndStart(Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised)
+    public (Tensor Eps, Tensor PredX0) PredictEpsAndX0(Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised)
     {
         using var scope = NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
         var (prediction, _) = SplitOutput(modelOutput, xt);
-        var predX0 = PredictStartFromOutput(prediction, xt, tt);
+        var predX0 = PredictX0FromOutput(prediction, xt, tt);
         if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
-        var eps = Prediction == PredictionType.Epsilon && !clipDenoised ? prediction : PredictEpsFromStart(xt, tt, predX0);
+        var eps = (Prediction, clipDenoised) switch
+        {
+            (PredictionType.Epsilon, false) => prediction,
+            (PredictionType.Velocity, false) => PredictEpsFromVelocity(xt, tt, prediction),
+            _ => PredictEpsFromX0(xt, tt, predX0),
+        };
         return (eps.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 
-    /// <summary><see cref="PredictEpsAndStart(Tensor, Tensor, Tensor, bool)"/> calling the model on (x_t, t) first.</summary>
-    public (Tensor Eps, Tensor PredX0) PredictEpsAndStart(nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised)
+    /// <summary><see cref="PredictEpsAndX0(Tensor, Tensor, Tensor, bool)"/> calling the model on (x_t, t) first.</summary>
+    public (Tensor Eps, Tensor PredX0) PredictEpsAndX0(nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised)
     {
         ArgumentNullException.ThrowIfNull(model);
         using var scope = NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
-        var (eps, predX0) = PredictEpsAndStart(model.call(xt, tt), xt, tt, clipDenoised);
+        var (eps, predX0) = PredictEpsAndX0(model.call(xt, tt), xt, tt, clipDenoised);
         return (eps.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 }

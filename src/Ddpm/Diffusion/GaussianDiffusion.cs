@@ -39,10 +39,10 @@ public enum VarianceType
 public sealed partial class GaussianDiffusion : IDisposable
 {
     private readonly object _gate = new();
-    private readonly Dictionary<string, Coefficients> _byDevice = new();
+    private Coefficients[] _tables = [];
     private readonly double[] _modelVariance;
     private readonly double[] _modelLogVariance;
-    private bool _disposed;
+    private volatile bool _disposed;
 
     /// <summary>
     /// A diffusion over <paramref name="schedule"/>. <paramref name="prediction"/> is what the model outputs (its first C
@@ -171,7 +171,7 @@ public sealed partial class GaussianDiffusion : IDisposable
     }
 
     /// <summary>x_0 = sqrt(1 / alpha_bar_t) x_t - sqrt(1 / alpha_bar_t - 1) eps. (eq. 4 solved for x_0)</summary>
-    public Tensor PredictStartFromNoise(Tensor xt, Tensor t, Tensor eps)
+    public Tensor PredictX0FromEps(Tensor xt, Tensor t, Tensor eps)
     {
         CheckSameShape(xt, eps, nameof(eps));
         using var scope = torch.NewDisposeScope();
@@ -182,7 +182,7 @@ public sealed partial class GaussianDiffusion : IDisposable
     }
 
     /// <summary>eps = (sqrt(1 / alpha_bar_t) x_t - x_0) / sqrt(1 / alpha_bar_t - 1). (eq. 4 solved for eps)</summary>
-    public Tensor PredictEpsFromStart(Tensor xt, Tensor t, Tensor x0)
+    public Tensor PredictEpsFromX0(Tensor xt, Tensor t, Tensor x0)
     {
         CheckSameShape(xt, x0, nameof(x0));
         using var scope = torch.NewDisposeScope();
@@ -201,31 +201,46 @@ public sealed partial class GaussianDiffusion : IDisposable
     /// sigma_t^2 is the fixed table (shape (N, 1, ..., 1)) or comes from the model's extra channels (x's shape). (eqs. 1, 11)
     /// </summary>
     public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVariance(
-        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised)
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, bool clipDenoised) =>
+        PMeanVariance(model, xt, t, ClipOrNone(clipDenoised));
+
+    /// <summary>
+    /// <see cref="PMeanVariance(nn.Module{Tensor, Tensor, Tensor}, Tensor, Tensor, bool)"/> with any processing of the
+    /// predicted x_0 (<paramref name="processX0"/>: clipping, dynamic thresholding, or null for none) before the
+    /// posterior mean is formed from it.
+    /// </summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVariance(
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, Func<Tensor, Tensor>? processX0)
     {
         ArgumentNullException.ThrowIfNull(model);
         using var scope = torch.NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
         var output = model.call(xt, tt);
-        var (mean, variance, logVariance, predX0) = PMeanVarianceFromOutput(output, xt, tt, clipDenoised);
+        var (mean, variance, logVariance, predX0) = PMeanVarianceFromOutput(output, xt, tt, processX0);
         return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(),
             logVariance.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 
     /// <summary>
-    /// <see cref="PMeanVariance"/> from a model output computed by the caller (for example with some channels detached):
-    /// the same numbers as if the model had returned <paramref name="modelOutput"/> for (x_t, t).
+    /// <see cref="PMeanVariance(nn.Module{Tensor, Tensor, Tensor}, Tensor, Tensor, bool)"/> from a model output computed by
+    /// the caller (for example with some channels detached): the same numbers as if the model had returned
+    /// <paramref name="modelOutput"/> for (x_t, t).
     /// </summary>
     public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVarianceFromOutput(
-        Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised)
+        Tensor modelOutput, Tensor xt, Tensor t, bool clipDenoised) =>
+        PMeanVarianceFromOutput(modelOutput, xt, t, ClipOrNone(clipDenoised));
+
+    /// <summary>The same with any processing of the predicted x_0 (null for none).</summary>
+    public (Tensor Mean, Tensor Variance, Tensor LogVariance, Tensor PredX0) PMeanVarianceFromOutput(
+        Tensor modelOutput, Tensor xt, Tensor t, Func<Tensor, Tensor>? processX0)
     {
         using var scope = torch.NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
         var (meanOutput, varianceOutput) = SplitOutput(modelOutput, xt);
         var (variance, logVariance) = VarianceFromOutput(varianceOutput, xt, tt);
-        var predX0 = PredictStartFromOutput(meanOutput, xt, tt);
-        if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
-        // The mean-predicting model gives mu directly (clipping changes only the reported x_0, as in the original code).
+        var predX0 = PredictX0FromOutput(meanOutput, xt, tt);
+        if (processX0 is not null) predX0 = processX0(predX0);
+        // The mean-predicting model gives mu directly (processing changes only the reported x_0, as in the original code).
         var mean = Prediction == PredictionType.Mean ? meanOutput : PosteriorMeanVariance(predX0, xt, tt).Mean;
         return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(),
             logVariance.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
@@ -236,16 +251,25 @@ public sealed partial class GaussianDiffusion : IDisposable
     /// with noise ~ N(0, I) of x's shape supplied by the caller. Also returns the predicted x_0.
     /// </summary>
     public (Tensor Sample, Tensor PredX0) PSample(
-        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, Tensor noise, bool clipDenoised)
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, Tensor noise, bool clipDenoised) =>
+        PSample(model, xt, t, noise, ClipOrNone(clipDenoised));
+
+    /// <summary>The same step with any processing of the predicted x_0 (clipping, dynamic thresholding, or null for none).</summary>
+    public (Tensor Sample, Tensor PredX0) PSample(
+        nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, Tensor t, Tensor noise, Func<Tensor, Tensor>? processX0)
     {
         CheckSameShape(xt, noise, nameof(noise));
         using var scope = torch.NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
-        var (mean, _, logVariance, predX0) = PMeanVariance(model, xt, tt, clipDenoised);
+        var (mean, _, logVariance, predX0) = PMeanVariance(model, xt, tt, processX0);
         var nonZero = tt.ne(0L).to(xt.dtype).view(BroadcastShape(xt.shape));
         var sample = mean + nonZero * (0.5 * logVariance).exp() * noise;
         return (sample.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
+
+    private static readonly Func<Tensor, Tensor> ClipToUnit = x0 => x0.clamp(-1.0, 1.0);
+
+    private static Func<Tensor, Tensor>? ClipOrNone(bool clip) => clip ? ClipToUnit : null;
 
     // ---- coefficients ----------------------------------------------------------------------------------------
 
@@ -277,7 +301,8 @@ public sealed partial class GaussianDiffusion : IDisposable
         var tt = t;
         if (tt.dtype != ScalarType.Int64) tt = tt.to(ScalarType.Int64);
         if (tt.device_type != x.device_type || tt.device_index != x.device_index) tt = tt.to(x.device);
-        return (CoefficientsFor(x.device), tt);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return (CoefficientsFor(x), tt);
     }
 
     private static void CheckSameShape(Tensor x, Tensor other, string what)
@@ -288,18 +313,25 @@ public sealed partial class GaussianDiffusion : IDisposable
             throw new ArgumentException($"{what} must have shape [{string.Join(", ", x.shape)}], got [{string.Join(", ", other.shape)}]");
     }
 
-    private Coefficients CoefficientsFor(Device device)
+    /// <summary>
+    /// The coefficient tables for a device: a lock-free scan of a small immutable array on the hot path; the lock is taken
+    /// only to build the tables for a device seen for the first time (then the array is replaced, never changed).
+    /// </summary>
+    private Coefficients CoefficientsFor(Tensor x)
     {
-        var key = $"{device.type}:{device.index}";
+        var type = x.device_type;
+        int index = type == DeviceType.CPU ? -1 : x.device_index;
+        var tables = Volatile.Read(ref _tables);
+        foreach (var c in tables)
+            if (c.Type == type && c.Index == index) return c;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_byDevice.TryGetValue(key, out var c))
-            {
-                c = new Coefficients(Schedule, _modelVariance, _modelLogVariance, device);
-                _byDevice[key] = c;
-            }
-            return c;
+            foreach (var c in _tables)
+                if (c.Type == type && c.Index == index) return c;
+            var created = new Coefficients(Schedule, _modelVariance, _modelLogVariance, x.device, type, index);
+            Volatile.Write(ref _tables, [.. _tables, created]);
+            return created;
         }
     }
 
@@ -309,8 +341,8 @@ public sealed partial class GaussianDiffusion : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            foreach (var c in _byDevice.Values) c.Dispose();
-            _byDevice.Clear();
+            foreach (var c in _tables) c.Dispose();
+            Volatile.Write(ref _tables, []);
         }
     }
 
@@ -319,8 +351,10 @@ public sealed partial class GaussianDiffusion : IDisposable
     {
         private readonly List<Tensor> _all = new();
 
-        public Coefficients(NoiseSchedule s, double[] modelVariance, double[] modelLogVariance, Device device)
+        public Coefficients(NoiseSchedule s, double[] modelVariance, double[] modelLogVariance, Device device, DeviceType type, int index)
         {
+            Type = type;
+            Index = index;
             int n = s.Timesteps;
             var oneMinus = new double[n];
             var sqrtAlphas = new double[n];
@@ -350,6 +384,9 @@ public sealed partial class GaussianDiffusion : IDisposable
             ModelLogVariance = Make(modelLogVariance, device);
         }
 
+        public DeviceType Type { get; }
+        /// <summary>The device index; -1 for the CPU.</summary>
+        public int Index { get; }
         public Tensor SqrtAlphasCumprod { get; }
         public Tensor OneMinusAlphasCumprod { get; }
         public Tensor SqrtOneMinusAlphasCumprod { get; }

@@ -17,7 +17,7 @@ public static class TimestepSelection
     {
         if (timesteps < 1) throw new DdpmException($"timesteps: T = {timesteps}, expected at least 1");
         if (count < 1 || count > timesteps)
-            throw new DdpmException($"--steps {count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
+            throw StepsOutOfRange(count, timesteps);
         if (count == 1) return new[] { timesteps - 1 };
         var result = new int[count];
         double stride = (timesteps - 1) / (double)(count - 1);
@@ -37,16 +37,57 @@ public static class TimestepSelection
     {
         ArgumentNullException.ThrowIfNull(schedule);
         int total = schedule.Timesteps;
-        if (count < 1 || count > total)
-            throw new DdpmException($"--steps {count}: the schedule has T = {total} timesteps, expected 1 to {total}");
+        if (count < 1 || count > total) throw StepsOutOfRange(count, total);
         if (count == 1) return new[] { total - 1 };
         var lambda = schedule.AlphasCumprod.Select(HalfLogSnr).ToArray(); // decreasing in t
         double first = lambda[0], last = lambda[total - 1];
+        var targets = new double[count];
+        for (int i = 0; i < count; i++) targets[i] = first + (last - first) * i / (count - 1);
+        return NearestDistinct(lambda, targets);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> timesteps whose sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) is nearest (in log sigma)
+    /// to Karras et al.'s sigmas (2022, eq. 5, rho = 7): sigma_i = (sigma_max^(1/rho) + i / (count - 1)
+    /// (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho between the schedule's sigma_max = sigma_{T-1} and sigma_min = sigma_0,
+    /// ascending, distinct as in <see cref="LogSnrSpaced"/>. The model sees integer timesteps, so the solver steps between
+    /// the schedule's own alpha_bar at the picked timesteps (diffusers instead keeps the exact Karras sigmas and rounds
+    /// only the timestep the model is given).
+    /// </summary>
+    public static int[] KarrasSpaced(NoiseSchedule schedule, int count)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        int total = schedule.Timesteps;
+        if (count < 1 || count > total) throw StepsOutOfRange(count, total);
+        if (count == 1) return new[] { total - 1 };
+        const double rho = 7.0;
+        var lambda = schedule.AlphasCumprod.Select(HalfLogSnr).ToArray(); // lambda = -log sigma
+        double maxRoot = Math.Pow(Math.Exp(-lambda[total - 1]), 1 / rho), minRoot = Math.Pow(Math.Exp(-lambda[0]), 1 / rho);
+        var targets = new double[count];
+        for (int i = 0; i < count; i++)
+        {
+            // i = 0 is the smallest sigma (t = 0), as the picks go up in t.
+            double sigma = Math.Pow(minRoot + i / (double)(count - 1) * (maxRoot - minRoot), rho);
+            targets[i] = -Math.Log(sigma);
+        }
+        targets[0] = lambda[0];
+        targets[count - 1] = lambda[total - 1];
+        return NearestDistinct(lambda, targets);
+    }
+
+    /// <summary>
+    /// For targets in decreasing lambda (increasing t), the timestep whose lambda is nearest to each, ascending; a pick
+    /// that would repeat the previous one moves up by one, and picks crowding T - 1 are pulled back down, so the result
+    /// has exactly targets.Length distinct timesteps ending at T - 1.
+    /// </summary>
+    private static int[] NearestDistinct(double[] lambda, double[] targets)
+    {
+        int total = lambda.Length, count = targets.Length;
         var result = new int[count];
         int t = 0;
         for (int i = 0; i < count; i++)
         {
-            double target = first + (last - first) * i / (count - 1);
+            double target = targets[i];
             while (t + 1 < total && lambda[t + 1] >= target) t++; // lambda[t] >= target > lambda[t + 1]
             int pick = t + 1 < total && Math.Abs(lambda[t + 1] - target) < Math.Abs(lambda[t] - target) ? t + 1 : t;
             if (i > 0 && pick <= result[i - 1]) pick = result[i - 1] + 1;
@@ -59,6 +100,67 @@ public static class TimestepSelection
         return result;
     }
 
+    /// <summary>
+    /// diffusers' "linspace": round(i (T - 1) / (n - 1)) for i = 0..n-1 (np.linspace, rounded half to even), ascending.
+    /// With <paramref name="endsAtSigmaZero"/> (DPM-Solver's scheduler, whose last step lands at sigma = 0 rather than at
+    /// a model evaluation at t = 0): n + 1 points, the smallest (0) dropped.
+    /// </summary>
+    public static int[] Linspace(int timesteps, int count, bool endsAtSigmaZero = false)
+    {
+        CheckCount(timesteps, count);
+        int points = endsAtSigmaZero ? count + 1 : count;
+        if (points == 1) return new[] { 0 };
+        double step = (timesteps - 1) / (double)(points - 1);
+        var all = new int[points];
+        for (int i = 0; i < points; i++) all[i] = (int)Math.Round(i * step, MidpointRounding.ToEven);
+        all[points - 1] = timesteps - 1;
+        return Distinct(endsAtSigmaZero ? all[1..] : all, "linspace");
+    }
+
+    /// <summary>
+    /// diffusers' "leading" (steps_offset 0): i (T div n) for i = 0..n-1, ascending. With
+    /// <paramref name="endsAtSigmaZero"/> (DPM-Solver's scheduler): i (T div (n + 1)) for i = 1..n.
+    /// </summary>
+    public static int[] Leading(int timesteps, int count, bool endsAtSigmaZero = false)
+    {
+        CheckCount(timesteps, count);
+        int ratio = endsAtSigmaZero ? timesteps / (count + 1) : timesteps / count;
+        var result = new int[count];
+        for (int i = 0; i < count; i++) result[i] = (endsAtSigmaZero ? i + 1 : i) * ratio;
+        return Distinct(result, "leading");
+    }
+
+    /// <summary>
+    /// diffusers' "trailing": round(T - i T / n) - 1 for i = n-1..0 (np.arange(T, 0, -T/n) rounded half to even, minus 1),
+    /// ascending; always holds T - 1. The same for DDIM's and DPM-Solver's schedulers.
+    /// </summary>
+    public static int[] Trailing(int timesteps, int count)
+    {
+        CheckCount(timesteps, count);
+        double ratio = timesteps / (double)count;
+        var result = new int[count];
+        for (int i = 0; i < count; i++)
+            result[count - 1 - i] = (int)Math.Round(timesteps - i * ratio, MidpointRounding.ToEven) - 1;
+        return Distinct(result, "trailing");
+    }
+
+    internal static void CheckCount(int timesteps, int count)
+    {
+        if (timesteps < 1) throw new DdpmException($"timesteps: T = {timesteps}, expected at least 1");
+        if (count < 1 || count > timesteps) throw StepsOutOfRange(count, timesteps);
+    }
+
+    private static DdpmException StepsOutOfRange(int count, int timesteps) =>
+        new($"steps {count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
+
+    private static int[] Distinct(int[] ascending, string spacing)
+    {
+        for (int i = 1; i < ascending.Length; i++)
+            if (ascending[i] <= ascending[i - 1])
+                throw new DdpmException($"spacing {spacing}: {ascending.Length} steps out of T = {ascending[^1] + 1} repeat a timestep; use fewer steps or another spacing");
+        return ascending;
+    }
+
     /// <summary>lambda = log(alpha / sigma) = (log alpha_bar - log(1 - alpha_bar)) / 2. (DPM-Solver, section 3.1)</summary>
     public static double HalfLogSnr(double alphaBar) => 0.5 * (Math.Log(alphaBar) - Math.Log(1.0 - alphaBar));
 
@@ -69,13 +171,13 @@ public static class TimestepSelection
     {
         ArgumentNullException.ThrowIfNull(timesteps);
         var list = timesteps.ToArray();
-        if (list.Length == 0) throw new DdpmException("--timesteps: the list is empty");
+        if (list.Length == 0) throw new DdpmException("timesteps: the list is empty");
         foreach (var t in list)
             if (t < 0 || t >= totalTimesteps)
-                throw new DdpmException($"--timesteps: {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
+                throw new DdpmException($"timesteps: {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
         var sorted = list.Order().ToArray();
         for (int i = 1; i < sorted.Length; i++)
-            if (sorted[i] == sorted[i - 1]) throw new DdpmException($"--timesteps: {sorted[i]} appears more than once");
+            if (sorted[i] == sorted[i - 1]) throw new DdpmException($"timesteps: {sorted[i]} appears more than once");
         return sorted;
     }
 
@@ -88,7 +190,7 @@ public static class TimestepSelection
         foreach (var p in parts)
         {
             if (!int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
-                throw new DdpmException($"--timesteps: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
+                throw new DdpmException($"timesteps: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
             values.Add(v);
         }
         return FromList(values, totalTimesteps);

@@ -72,29 +72,18 @@ public sealed class DdpmPipeline : IDisposable
     }
 
     /// <summary>
-    /// Generates <paramref name="count"/> images with DDPM's ancestral sampler over all T steps, in batches of
-    /// <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same seed and batch size give the
-    /// same images. Returns (count, C, H, W) in [-1, 1] on the CPU.
-    /// </summary>
-    public Tensor Sample(int count, long seed, int batchSize = 64, bool clipDenoised = true,
-        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default) =>
-        Sample(count, seed, new SamplerSettings(), new SamplerOptions { ClipDenoised = clipDenoised }, batchSize, progress, cancellationToken);
-
-    /// <summary>
-    /// Generates <paramref name="count"/> images with any sampler (<paramref name="sampler"/>: kind, steps or
-    /// timesteps, eta) and x_0 thresholding (<paramref name="options"/>; its seed and trajectory settings are ignored),
-    /// in batches of <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same seed, sampler and
-    /// batch size give the same images. Progress counts denoising steps over all batches.
+    /// Generates <paramref name="count"/> images with <paramref name="sampler"/> (DDPM's ancestral sampler over all T
+    /// steps when null), in batches of <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same
+    /// seed, sampler and batch size give the same images. Progress counts denoising steps over all batches.
     /// Returns (count, C, H, W) on the CPU.
     /// </summary>
-    public Tensor Sample(int count, long seed, SamplerSettings sampler, SamplerOptions options, int batchSize = 64,
+    public Tensor Sample(int count, long seed, ISampler? sampler = null, int batchSize = 64,
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(sampler);
-        ArgumentNullException.ThrowIfNull(options);
-        if (count < 1) throw new DdpmException($"--count {count}: must be at least 1");
-        if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
-        int steps = sampler.ResolveTimesteps(Diffusion.Schedule).Length;
+        sampler ??= new AncestralSampler();
+        if (count < 1) throw new DdpmException($"count {count}: must be at least 1");
+        if (batchSize < 1) throw new DdpmException($"batch size {batchSize}: must be at least 1");
+        int steps = sampler.Timesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
         int batches = (count + batchSize - 1) / batchSize;
         int total = batches * steps;
@@ -105,8 +94,7 @@ public sealed class DdpmPipeline : IDisposable
                 int n = Math.Min(batchSize, count - b * batchSize);
                 int offset = b * steps;
                 var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((offset + done, total)));
-                var batchOptions = WithSeed(options, seed + b);
-                using var result = Sampler.Sample(Diffusion, Model, ImageShape(n), sampler, batchOptions, Device, inner, cancellationToken);
+                using var result = sampler.Sample(Diffusion, Model, ImageShape(n), SamplingRun.Seeded(seed + b), Device, inner, cancellationToken);
                 parts.Add(result.Samples.detach().clone());
             }
             return cat(parts, 0);
@@ -118,28 +106,20 @@ public sealed class DdpmPipeline : IDisposable
     }
 
     /// <summary>
-    /// <paramref name="frames"/> images along the spherical interpolation between the noises of seeds A and B, decoded
-    /// with deterministic DDIM over <paramref name="steps"/> evenly spaced timesteps (see
-    /// <see cref="Interpolation.Interpolate"/>). Returns (frames, C, H, W) on the CPU.
+    /// <paramref name="frames"/> images along the spherical interpolation between the noises of seeds A and B, each
+    /// decoded by <paramref name="sampler"/> (50-step deterministic DDIM when null; see <see cref="Interpolation.Interpolate"/>).
+    /// Returns (frames, C, H, W) on the CPU.
     /// </summary>
-    public Tensor Interpolate(long seedA, long seedB, int frames, int steps, SamplerOptions options,
+    public Tensor Interpolate(long seedA, long seedB, int frames, ISampler? sampler = null,
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var timesteps = TimestepSelection.EvenlySpaced(Diffusion.Timesteps, steps);
-        var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((done, timesteps.Length)));
-        using var result = Interpolation.Interpolate(Diffusion, Model, ImageShape(1), seedA, seedB, frames, timesteps,
-            WithSeed(options, seedA), Device, inner, cancellationToken);
+        sampler ??= new DdimSampler();
+        int steps = sampler.Timesteps(Diffusion.Schedule).Length;
+        var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((done, steps)));
+        using var result = Interpolation.Interpolate(Diffusion, Model, sampler, ImageShape(1), seedA, seedB, frames,
+            Device, inner, cancellationToken);
         return result.Samples.detach().clone();
     }
-
-    private static SamplerOptions WithSeed(SamplerOptions o, long seed) => new()
-    {
-        Seed = seed,
-        Threshold = o.Threshold,
-        DynamicThresholdQuantile = o.DynamicThresholdQuantile,
-        DynamicThresholdMax = o.DynamicThresholdMax,
-    };
 
     public void Dispose()
     {

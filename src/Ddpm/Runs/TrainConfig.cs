@@ -128,11 +128,11 @@ public sealed class TrainConfig
     {
         try
         {
-            Sampling.SamplerSettings.ParseKind(name);
+            Sampling.SamplerRegistry.Resolve(name);
         }
         catch (DdpmException)
         {
-            throw new DdpmException($"{option} {name}: expected ddpm, ddim or dpm-solver");
+            throw new DdpmException($"{option} {name}: expected {Sampling.SamplerRegistry.NameList}");
         }
     }
 

@@ -4,84 +4,72 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
+/// <summary>The ancestral sampler's options: the shared ones (all T steps, evenly spaced when fewer, x_0 clipped by default).</summary>
+public sealed record AncestralOptions : SamplerOptions;
+
 /// <summary>
-/// The ancestral sampler of DDPM (Algorithm 2): x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) down to x_0, over all
-/// T steps or over a respaced subset of them (improved DDPM, section 4).
+/// The ancestral sampler of DDPM (Algorithm 2): x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) down to x_0
+/// (<see cref="GaussianDiffusion.PSample(nn.Module{Tensor, Tensor, Tensor}, Tensor, Tensor, Tensor, Func{Tensor, Tensor}?)"/>),
+/// over all T steps or over a subset of them. A subset respaces the diffusion to it (<see cref="RespacedDiffusion"/>,
+/// betas recomputed for the subset; improved DDPM, section 4); the model receives the original timesteps and the last
+/// step goes to alpha_bar_prev = 1. With every timestep kept the samples equal those of the full sampler. One noise
+/// draw per step (the last step's is drawn and unused, as in Algorithm 2's loop).
 /// </summary>
-public static class AncestralSampler
+public sealed class AncestralSampler(AncestralOptions? options = null) : ISampler<AncestralOptions>
 {
-    /// <summary>
-    /// Draws samples of the given shape (batch first) by running t = T-1 .. 0 through
-    /// <see cref="GaussianDiffusion.PSample"/>. All randomness comes from a CPU generator seeded with
-    /// <see cref="SamplerOptions.Seed"/> (x_T first, then one noise tensor per step) and is moved to the device,
-    /// so results depend neither on the device's generator nor on the global RNG state.
-    /// The model runs in eval mode under no_grad (its training flag is restored afterwards) on
-    /// <paramref name="device"/>, by default the device of its first parameter (CPU for a model without any).
-    /// Progress reports the number of steps done; cancellation is checked before every step.
-    /// The results are on the CPU and are returned into the caller's dispose scope as well as owned by the result.
-    /// </summary>
-    public static SampleResult Sample(
-        GaussianDiffusion diffusion,
-        nn.Module<Tensor, Tensor, Tensor> model,
-        long[] shape,
-        SamplerOptions options,
-        Device? device = null,
-        IProgress<int>? progress = null,
-        CancellationToken cancellationToken = default)
+    /// <summary>The registry name.</summary>
+    public const string RegistryName = "ddpm";
+
+    public string Name => RegistryName;
+    public AncestralOptions Options { get; } = options ?? new AncestralOptions();
+    SamplerOptions ISampler.Options => Options;
+
+    public ISampler With(SamplerOptions options) =>
+        new AncestralSampler(options as AncestralOptions ?? throw SamplerRegistry.WrongOptions(Name, options));
+
+    /// <summary>All T timesteps by default (the paper's sampler); fewer are evenly spaced unless told otherwise.</summary>
+    public int[] Timesteps(NoiseSchedule schedule) => Options.ResolveTimesteps(schedule, schedule.Timesteps, TimestepSpacing.Even);
+
+    public string Describe(NoiseSchedule schedule) =>
+        $"{Name}, {Options.DescribeCommon(schedule, Timesteps(schedule).Length, TimestepSpacing.Even)}";
+
+    public ISamplerRun Begin(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited)
     {
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(options);
-        var visited = Enumerable.Range(0, diffusion.Timesteps).Reverse().ToArray();
-        return SamplingLoop.Run(model, shape, null, options, visited,
-            (k, x, noise) => PStep(diffusion, model, x, visited[k], noise(), options),
-            device, progress, cancellationToken);
+        return visited.Length == diffusion.Timesteps
+            ? new Run(diffusion, model, null, Options)
+            : new Run(diffusion, model, RespacedDiffusion.Create(diffusion, visited), Options);
     }
 
-    /// <summary>
-    /// The ancestral sampler over a subset of the timesteps (any order; each in [0, T-1] once): the diffusion is
-    /// respaced to them (<see cref="RespacedDiffusion"/>, betas recomputed for the subset), the model receives the
-    /// original timesteps, and the last step goes to alpha_bar_prev = 1. With every timestep kept the samples equal
-    /// those of the full sampler. Trajectory frames carry the original timesteps; everything else is as in the full
-    /// sampler.
-    /// </summary>
-    public static SampleResult Sample(
-        GaussianDiffusion diffusion,
-        nn.Module<Tensor, Tensor, Tensor> model,
-        long[] shape,
-        IEnumerable<int> timesteps,
-        SamplerOptions options,
-        Device? device = null,
-        IProgress<int>? progress = null,
-        CancellationToken cancellationToken = default)
+    private sealed class Run : ISamplerRun
     {
-        ArgumentNullException.ThrowIfNull(diffusion);
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(options);
-        using var respaced = RespacedDiffusion.Create(diffusion, timesteps);
-        using var mapped = respaced.WrapModel(model);
-        int count = respaced.Timesteps.Count;
-        var visited = respaced.Timesteps.Reverse().ToArray();
-        return SamplingLoop.Run(model, shape, null, options, visited,
-            (k, x, noise) => PStep(respaced.Diffusion, mapped, x, count - 1 - k, noise(), options),
-            device, progress, cancellationToken);
-    }
+        private readonly GaussianDiffusion _diffusion;
+        private readonly nn.Module<Tensor, Tensor, Tensor> _model;
+        private readonly RespacedDiffusion? _respaced;
+        private readonly Func<Tensor, Tensor>? _threshold;
 
-    /// <summary>
-    /// x_{t-1} = mu_theta(x_t, t) + [t != 0] sigma_t z (Algorithm 2) with the predicted x_0 clipped, dynamically
-    /// thresholded or left alone; mu_theta is the posterior mean given that x_0 (eqs. 7, 11).
-    /// </summary>
-    private static (Tensor Next, Tensor PredX0) PStep(
-        GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, Tensor x, int t, Tensor noise, SamplerOptions options)
-    {
-        var tt = SamplingLoop.Timestep(x.shape[0], t, x.device);
-        if (options.Threshold != X0Threshold.Dynamic)
-            return diffusion.PSample(model, x, tt, noise, options.Threshold == X0Threshold.Clip);
+        public Run(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, RespacedDiffusion? respaced, SamplerOptions options)
+        {
+            _respaced = respaced;
+            _diffusion = respaced?.Diffusion ?? diffusion;
+            _model = respaced is null ? model : respaced.WrapModel(model);
+            _threshold = options.Threshold == X0Threshold.None ? null : x0 => Thresholding.Apply(x0, options);
+        }
 
-        var (_, _, logVariance, predX0) = diffusion.PMeanVariance(model, x, tt, clipDenoised: false);
-        var x0 = Thresholding.Apply(predX0, options);
-        var (mean, _, _) = diffusion.PosteriorMeanVariance(x0, x, tt);
-        var next = t == 0 ? mean : mean + (0.5 * logVariance).exp() * noise;
-        return (next, x0);
+        /// <summary>Visit k is index T' - 1 - k of the (possibly respaced) diffusion.</summary>
+        public SamplerStep Step(int k, Tensor x, Func<Tensor> noise)
+        {
+            var tt = SamplingLoop.Timestep(x.shape[0], _diffusion.Timesteps - 1 - k, x.device);
+            var (next, predX0) = _diffusion.PSample(_model, x, tt, noise(), _threshold);
+            return new SamplerStep(next, predX0);
+        }
+
+        public void Dispose()
+        {
+            if (_respaced is null) return;
+            _model.Dispose();
+            _respaced.Dispose();
+        }
     }
 }

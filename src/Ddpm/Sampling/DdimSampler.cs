@@ -4,47 +4,100 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
-/// <summary>
-/// DDIM (Song et al. 2021) over a subset tau_1 &lt; ... &lt; tau_K of the original timesteps, with eta from 0
-/// (deterministic) to 1 (the ancestral sampler's posterior variance). The step from tau_i goes to tau_{i-1}, and the
-/// last one to alpha_bar_prev = 1. Also encodes an image into its noise (DDIM inversion) and decodes it back.
-/// Coefficients are computed in float64 from the original schedule's alpha_bar.
-/// </summary>
-public static class DdimSampler
+/// <summary>Where DDIM's last step lands.</summary>
+public enum DdimFinalStep
 {
-    /// <summary>
-    /// Draws samples from x_T ~ N(0, I) (seeded as in <see cref="AncestralSampler"/>; for eta &gt; 0 one noise tensor
-    /// per step follows). <paramref name="timesteps"/> in any order; each in [0, T-1] once.
-    /// </summary>
-    public static SampleResult Sample(
-        GaussianDiffusion diffusion,
-        nn.Module<Tensor, Tensor, Tensor> model,
-        long[] shape,
-        IEnumerable<int> timesteps,
-        double eta,
-        SamplerOptions options,
-        Device? device = null,
-        IProgress<int>? progress = null,
-        CancellationToken cancellationToken = default) =>
-        Run(diffusion, model, shape, null, timesteps, eta, options, device, progress, cancellationToken);
+    /// <summary>alpha_bar = 1: the last step returns the predicted x_0 (diffusers' set_alpha_to_one = True; improved-diffusion).</summary>
+    One,
+    /// <summary>alpha_bar = alpha_bar_0, the first timestep's (diffusers' set_alpha_to_one = False).</summary>
+    AlphaBarZero,
+}
+
+/// <summary>DDIM's options: the shared ones plus eta, the final alpha_bar and which eps a threshold keeps.</summary>
+public sealed record DdimOptions : SamplerOptions
+{
+    /// <summary>eta in [0, 1]: 0 is deterministic, 1 has the ancestral sampler's (fixedsmall) variance.</summary>
+    public double Eta { get; init; }
+
+    /// <summary>Where the last step lands; <see cref="DdimFinalStep.One"/> by default.</summary>
+    public DdimFinalStep FinalStep { get; init; } = DdimFinalStep.One;
 
     /// <summary>
-    /// Decodes a given x_T (e.g. from <see cref="Encode"/> or an interpolation of noises) down to x_0. With eta = 0
-    /// the result is a deterministic function of x_T; with eta &gt; 0 the step noise comes from the seeded generator.
+    /// With a threshold on x_0: true (the default, improved-diffusion and newer diffusers) re-derives eps from the
+    /// thresholded x_0; false keeps the model's raw eps (Song et al.'s DDIM code and older diffusers), so only the x_0
+    /// term of the update sees the threshold.
     /// </summary>
-    public static SampleResult Decode(
-        GaussianDiffusion diffusion,
-        nn.Module<Tensor, Tensor, Tensor> model,
-        Tensor xT,
-        IEnumerable<int> timesteps,
-        double eta,
-        SamplerOptions options,
-        Device? device = null,
-        IProgress<int>? progress = null,
-        CancellationToken cancellationToken = default)
+    public bool EpsFromThresholdedX0 { get; init; } = true;
+
+    public override void Validate()
     {
-        ArgumentNullException.ThrowIfNull(xT);
-        return Run(diffusion, model, xT.shape, xT, timesteps, eta, options, device, progress, cancellationToken);
+        base.Validate();
+        DdimSampler.CheckEta(Eta);
+        if (!Enum.IsDefined(FinalStep)) throw new DdpmException($"ddim: final_step {FinalStep}: expected One or AlphaBarZero");
+    }
+}
+
+/// <summary>
+/// DDIM (Song et al. 2021) over a subset tau_1 &lt; ... &lt; tau_K of the original timesteps (50 evenly spaced by
+/// default), with eta from 0 (deterministic) to 1 (the ancestral sampler's posterior variance). The step from tau_i goes
+/// to tau_{i-1}, and the last one to <see cref="DdimOptions.FinalStep"/>. Coefficients are computed in float64 from the
+/// original schedule's alpha_bar. Also encodes an image into its noise (<see cref="Encode"/>, DDIM inversion).
+/// For eta &gt; 0 one noise draw per step.
+/// </summary>
+public sealed class DdimSampler(DdimOptions? options = null) : ISampler<DdimOptions>
+{
+    /// <summary>The registry name.</summary>
+    public const string RegistryName = "ddim";
+
+    /// <summary>The steps when none are asked for (at most T).</summary>
+    public const int DefaultSteps = 50;
+
+    public string Name => RegistryName;
+    public DdimOptions Options { get; } = options ?? new DdimOptions();
+    SamplerOptions ISampler.Options => Options;
+
+    public ISampler With(SamplerOptions options) =>
+        new DdimSampler(options as DdimOptions ?? throw SamplerRegistry.WrongOptions(Name, options));
+
+    public int[] Timesteps(NoiseSchedule schedule) => Options.ResolveTimesteps(schedule, DefaultSteps, TimestepSpacing.Even);
+
+    public string Describe(NoiseSchedule schedule)
+    {
+        var final = Options.FinalStep == DdimFinalStep.One ? "" : ", final alpha_bar_0";
+        var eps = Options.EpsFromThresholdedX0 ? "" : ", raw eps";
+        return $"{Name}, {Options.DescribeCommon(schedule, Timesteps(schedule).Length, TimestepSpacing.Even)}, eta {SamplerOptions.Num(Options.Eta)}{final}{eps}";
+    }
+
+    public ISamplerRun Begin(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited)
+    {
+        ArgumentNullException.ThrowIfNull(diffusion);
+        ArgumentNullException.ThrowIfNull(model);
+        Options.Validate();
+        return new Run(diffusion, model, visited, Options);
+    }
+
+    private sealed class Run(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited, DdimOptions options) : ISamplerRun
+    {
+        public SamplerStep Step(int k, Tensor x, Func<Tensor> noise)
+        {
+            var s = diffusion.Schedule;
+            int t = visited[k];
+            double alphaBar = s.AlphasCumprod[t];
+            double alphaBarPrev = k + 1 < visited.Length ? s.AlphasCumprod[visited[k + 1]] : FinalAlphaBar(s, options.FinalStep);
+            double sigma = Sigma(alphaBar, alphaBarPrev, options.Eta);
+            var z = options.Eta > 0 ? noise() : null;
+            var (eps, x0) = ModelPrediction.EpsAndX0(diffusion, model, x, t, options, options.EpsFromThresholdedX0);
+            return new SamplerStep(DdimSampler.Step(x0, eps, alphaBarPrev, sigma, z), x0);
+        }
+
+        public void Dispose() { }
+    }
+
+    /// <summary>The alpha_bar the last step lands at: 1, or alpha_bar_0.</summary>
+    public static double FinalAlphaBar(NoiseSchedule schedule, DdimFinalStep final)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        return final == DdimFinalStep.AlphaBarZero ? schedule.AlphasCumprod[0] : 1.0;
     }
 
     /// <summary>
@@ -66,46 +119,44 @@ public static class DdimSampler
         ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(x0);
         var kept = TimestepSelection.FromList(timesteps, diffusion.Timesteps);
-        var options = new SamplerOptions { Threshold = X0Threshold.None };
-        var s = diffusion.Schedule;
-        // Visit k evaluates the model at tau_{k-1} (tau_1 for the clean start) and lands at tau_k.
-        var visited = kept.Select((t, k) => k == 0 ? t : kept[k - 1]).ToArray();
-        using var result = SamplingLoop.Run(model, x0.shape, x0, options, visited, (k, x, _) =>
-        {
-            var (eps, predX0) = ModelPrediction.EpsAndStart(diffusion, model, x, visited[k], options);
-            var start = k == 0 ? x.alias() : predX0;
-            return (Step(start, eps, s.AlphasCumprod[kept[k]], 0.0, null), start);
-        }, device, progress, cancellationToken);
+        var encoder = new Encoder(kept);
+        using var result = encoder.Sample(diffusion, model, x0.shape, new SamplingRun { Start = x0 }, device, progress, cancellationToken);
         return result.Samples.detach().clone();
     }
 
-    private static SampleResult Run(
-        GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, long[] shape, Tensor? start,
-        IEnumerable<int> timesteps, double eta, SamplerOptions options, Device? device, IProgress<int>? progress,
-        CancellationToken cancellationToken)
+    /// <summary>DDIM inversion as a sampler whose visits go up in t (used only by <see cref="Encode"/>).</summary>
+    private sealed class Encoder(int[] kept) : ISampler
     {
-        ArgumentNullException.ThrowIfNull(diffusion);
-        ArgumentNullException.ThrowIfNull(options);
-        CheckEta(eta);
-        var visited = TimestepSelection.FromList(timesteps, diffusion.Timesteps).Reverse().ToArray();
-        var s = diffusion.Schedule;
-        return SamplingLoop.Run(model, shape, start, options, visited, (k, x, noise) =>
+        private static readonly DdimOptions NoThreshold = new() { Threshold = X0Threshold.None };
+        public string Name => "ddim-inversion";
+        public SamplerOptions Options => NoThreshold;
+        public ISampler With(SamplerOptions options) => throw new NotSupportedException();
+        public string Describe(NoiseSchedule schedule) => Name;
+
+        // Visit k evaluates the model at tau_{k-1} (tau_1 for the clean start) and lands at tau_k.
+        public int[] Timesteps(NoiseSchedule schedule) => kept.Select((t, k) => k == 0 ? t : kept[k - 1]).ToArray();
+
+        public ISamplerRun Begin(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited) =>
+            new Run(diffusion, model, visited, kept);
+
+        private sealed class Run(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited, int[] kept) : ISamplerRun
         {
-            int t = visited[k];
-            double alphaBar = s.AlphasCumprod[t];
-            double alphaBarPrev = k + 1 < visited.Length ? s.AlphasCumprod[visited[k + 1]] : 1.0;
-            double sigma = Sigma(alphaBar, alphaBarPrev, eta);
-            var z = eta > 0 ? noise() : null;
-            var (eps, x0) = ModelPrediction.EpsAndStart(diffusion, model, x, t, options);
-            return (Step(x0, eps, alphaBarPrev, sigma, z), x0);
-        }, device, progress, cancellationToken);
+            public SamplerStep Step(int k, Tensor x, Func<Tensor> noise)
+            {
+                var (eps, predX0) = ModelPrediction.EpsAndX0(diffusion, model, x, visited[k], NoThreshold);
+                var start = k == 0 ? x.alias() : predX0;
+                return new SamplerStep(DdimSampler.Step(start, eps, diffusion.Schedule.AlphasCumprod[kept[k]], 0.0, null), start);
+            }
+
+            public void Dispose() { }
+        }
     }
 
     /// <summary>eta in [0, 1]; larger values would need sqrt(1 - alpha_bar_prev - sigma^2) of a negative number.</summary>
     public static void CheckEta(double eta)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
-            throw new DdpmException($"--eta {eta.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
+            throw new DdpmException($"ddim: eta {SamplerOptions.Num(eta)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
     }
 
     /// <summary>

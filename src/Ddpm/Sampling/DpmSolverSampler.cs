@@ -4,6 +4,34 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
+/// <summary>Where DPM-Solver++'s last step lands.</summary>
+public enum DpmFinalStep
+{
+    /// <summary>sigma = 0 (alpha_bar = 1), where the update is x = x0 (diffusers' final_sigmas_type "zero").</summary>
+    Zero,
+    /// <summary>The schedule's smallest sigma, at t = 0 (diffusers' final_sigmas_type "sigma_min").</summary>
+    SigmaMin,
+}
+
+/// <summary>DPM-Solver++'s options: the shared ones plus the final step and whether the last steps drop to first order.</summary>
+public sealed record DpmSolverOptions : SamplerOptions
+{
+    /// <summary>Where the last step lands; <see cref="DpmFinalStep.Zero"/> by default.</summary>
+    public DpmFinalStep FinalStep { get; init; } = DpmFinalStep.Zero;
+
+    /// <summary>
+    /// True (the default): the step into the last visited timestep, and a final step to sigma_min, take the first order
+    /// ("lower_order_final"). A final step to sigma = 0 is always first order (its h is infinite).
+    /// </summary>
+    public bool LowerOrderFinal { get; init; } = true;
+
+    public override void Validate()
+    {
+        base.Validate();
+        if (!Enum.IsDefined(FinalStep)) throw new DdpmException($"dpm-solver: final_step {FinalStep}: expected Zero or SigmaMin");
+    }
+}
+
 /// <summary>
 /// DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2): the multistep second-order solver of the
 /// diffusion ODE in its data-prediction form, written in terms of the predicted x_0, so it serves eps-, x_0- and
@@ -11,65 +39,78 @@ namespace Ddpm.Sampling;
 /// lambda_t = log(alpha_t / sigma_t), each step from s to t (h = lambda_t - lambda_s) is
 /// x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D, where D is x0_s for the first-order step (the first
 /// step, which has no history, = DDIM with eta = 0) and x0_s + (x0_s - x0_prev) / (2 r) with r = h_prev / h
-/// afterwards. Time steps: the kept timesteps tau_K &gt; ... &gt; tau_1 of the discrete schedule (through
-/// <see cref="Sampler"/> by default evenly spaced in lambda, <see cref="TimestepSelection.LogSnrSpaced"/>); the model
-/// runs once at each. Two steps take the first order: the first (no history yet) and the step into tau_1
-/// ("lower_order_final" of the DPM-Solver code, here at any step count: a grid that ends at t = 0 has its widest
-/// lambda interval last, where r = h_prev / h is small and the second-order extrapolation 1/(2r) (x0_s - x0_prev)
-/// is least reliable; measured on the 2-D toy, keeping the second order there ruins time-uniform grids). The final
-/// step goes from tau_1 to alpha_bar = 1 (sigma = 0), where the update is x = x0_{tau_1} (diffusers'
-/// final_sigmas_type "zero"). Deterministic given x_T.
+/// afterwards. Time steps: the visited timesteps tau_K &gt; ... &gt; tau_1 of the discrete schedule (20 by default, evenly
+/// spaced in lambda, <see cref="TimestepSelection.LogSnrSpaced"/>); the model runs once at each. By default two steps
+/// take the first order: the first (no history yet) and the step into tau_1 (<see cref="DpmSolverOptions.LowerOrderFinal"/>:
+/// a grid that ends at t = 0 has its widest lambda interval last, where r = h_prev / h is small and the second-order
+/// extrapolation 1/(2r) (x0_s - x0_prev) is least reliable; measured on the 2-D toy, keeping the second order there ruins
+/// time-uniform grids). The final step goes from tau_1 to <see cref="DpmSolverOptions.FinalStep"/>. Deterministic given x_T.
 /// </summary>
-public static class DpmSolverSampler
+public sealed class DpmSolverSampler(DpmSolverOptions? options = null) : ISampler<DpmSolverOptions>
 {
-    /// <summary>
-    /// Draws samples from x_T ~ N(0, I) (seeded as in <see cref="AncestralSampler"/>; no other randomness).
-    /// <paramref name="timesteps"/> in any order; each in [0, T-1] once.
-    /// </summary>
-    public static SampleResult Sample(
-        GaussianDiffusion diffusion,
-        nn.Module<Tensor, Tensor, Tensor> model,
-        long[] shape,
-        IEnumerable<int> timesteps,
-        SamplerOptions options,
-        Device? device = null,
-        IProgress<int>? progress = null,
-        CancellationToken cancellationToken = default)
+    /// <summary>The registry name.</summary>
+    public const string RegistryName = "dpm-solver";
+
+    /// <summary>The steps when none are asked for (at most T).</summary>
+    public const int DefaultSteps = 20;
+
+    public string Name => RegistryName;
+    public DpmSolverOptions Options { get; } = options ?? new DpmSolverOptions();
+    SamplerOptions ISampler.Options => Options;
+
+    public ISampler With(SamplerOptions options) =>
+        new DpmSolverSampler(options as DpmSolverOptions ?? throw SamplerRegistry.WrongOptions(Name, options));
+
+    /// <summary>diffusers' linspace and leading take their DPM-Solver variants here (the last step lands below the grid).</summary>
+    public int[] Timesteps(NoiseSchedule schedule) =>
+        Options.ResolveTimesteps(schedule, DefaultSteps, TimestepSpacing.LogSnr, endsAtSigmaZero: true);
+
+    public string Describe(NoiseSchedule schedule)
+    {
+        var final = Options.FinalStep == DpmFinalStep.Zero ? "" : ", final sigma_min";
+        var order = Options.LowerOrderFinal ? "" : ", second order to the end";
+        return $"{Name}, {Options.DescribeCommon(schedule, Timesteps(schedule).Length, TimestepSpacing.LogSnr)}{final}{order}";
+    }
+
+    public ISamplerRun Begin(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited)
     {
         ArgumentNullException.ThrowIfNull(diffusion);
-        ArgumentNullException.ThrowIfNull(options);
-        var visited = TimestepSelection.FromList(timesteps, diffusion.Timesteps).Reverse().ToArray();
-        var s = diffusion.Schedule;
-        Tensor? previousX0 = null;
-        double previousH = 0;
-        try
+        ArgumentNullException.ThrowIfNull(model);
+        Options.Validate();
+        return new Run(diffusion, model, visited, Options);
+    }
+
+    private sealed class Run(GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, int[] visited, DpmSolverOptions options) : ISamplerRun
+    {
+        private Tensor? _previousX0;
+        private double _previousH;
+
+        public SamplerStep Step(int k, Tensor x, Func<Tensor> noise)
         {
-            return SamplingLoop.Run(model, shape, null, options, visited, (k, x, _) =>
+            var s = diffusion.Schedule;
+            int t = visited[k];
+            var (_, x0) = ModelPrediction.EpsAndX0(diffusion, model, x, t, options);
+            bool last = k + 1 == visited.Length;
+            Tensor next;
+            double h = 0;
+            if (last && options.FinalStep == DpmFinalStep.Zero)
+                next = x0.alias(); // to sigma = 0: x = x0 (first order)
+            else
             {
-                int t = visited[k];
-                var (_, x0) = ModelPrediction.EpsAndStart(diffusion, model, x, t, options);
-                Tensor next;
-                double h = 0;
-                if (k + 1 == visited.Length)
-                    next = x0.alias(); // to sigma = 0: x = x0 (first order)
-                else
-                {
-                    double aS = s.AlphasCumprod[t], aT = s.AlphasCumprod[visited[k + 1]];
-                    h = Lambda(aT) - Lambda(aS);
-                    next = previousX0 is null || k + 2 == visited.Length
-                        ? FirstOrderUpdate(x, x0, aS, aT)
-                        : SecondOrderUpdate(x, x0, previousX0, aS, aT, previousH / h);
-                }
-                previousX0?.Dispose();
-                previousX0 = x0.detach().clone().DetachFromDisposeScope();
-                previousH = h;
-                return (next, x0);
-            }, device, progress, cancellationToken);
+                double aS = s.AlphasCumprod[t], aT = last ? s.AlphasCumprod[0] : s.AlphasCumprod[visited[k + 1]];
+                h = Lambda(aT) - Lambda(aS);
+                bool firstOrder = _previousX0 is null || h == 0 || (options.LowerOrderFinal && (last || k + 2 == visited.Length));
+                next = firstOrder
+                    ? FirstOrderUpdate(x, x0, aS, aT)
+                    : SecondOrderUpdate(x, x0, _previousX0!, aS, aT, _previousH / h);
+            }
+            _previousX0?.Dispose();
+            _previousX0 = x0.detach().clone().DetachFromDisposeScope();
+            _previousH = h;
+            return new SamplerStep(next, x0);
         }
-        finally
-        {
-            previousX0?.Dispose();
-        }
+
+        public void Dispose() => _previousX0?.Dispose();
     }
 
     /// <summary>lambda = log(alpha / sigma), the half log-SNR (<see cref="TimestepSelection.HalfLogSnr"/>).</summary>

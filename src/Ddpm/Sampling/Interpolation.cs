@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
-/// <summary>Interpolation between two noises, decoded with deterministic DDIM (Song et al. 2021, section 5.3).</summary>
+/// <summary>Interpolation between two noises, each decoded by a sampler (deterministic DDIM: Song et al. 2021, section 5.3).</summary>
 public static class Interpolation
 {
     /// <summary>
@@ -15,7 +15,7 @@ public static class Interpolation
     {
         SamplingLoop.CheckShape(shape);
         using var generator = new Generator(unchecked((ulong)seed), CPU);
-        return SamplingLoop.Normal(shape, generator, CPU);
+        return NoiseSource.Normal(shape, generator);
     }
 
     /// <summary>
@@ -46,31 +46,33 @@ public static class Interpolation
 
     /// <summary>
     /// <paramref name="frames"/> images along the spherical path from seed A's noise to seed B's (w = i / (frames - 1)),
-    /// each decoded by deterministic DDIM (eta = 0) over <paramref name="timesteps"/>. <paramref name="imageShape"/> is
-    /// one image's shape with batch 1 (e.g. [1, C, H, W]); the first frame equals (up to float rounding) the image a DDIM sample of that
-    /// shape with seed A gives, the last the one with seed B. Returns (frames, ...) on the CPU.
+    /// each decoded from that x_T by <paramref name="sampler"/> (deterministic DDIM in the paper; any deterministic
+    /// sampler works, a stochastic one draws its step noise from seed A). <paramref name="imageShape"/> is one image's
+    /// shape with batch 1 (e.g. [1, C, H, W]); the first frame equals (up to float rounding) the image a deterministic
+    /// sample of that shape with seed A gives, the last the one with seed B. Returns (frames, ...) on the CPU.
     /// </summary>
     public static SampleResult Interpolate(
         GaussianDiffusion diffusion,
         nn.Module<Tensor, Tensor, Tensor> model,
+        ISampler sampler,
         long[] imageShape,
         long seedA,
         long seedB,
         int frames,
-        IEnumerable<int> timesteps,
-        SamplerOptions options,
         Device? device = null,
         IProgress<int>? progress = null,
         CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(sampler);
         SamplingLoop.CheckShape(imageShape);
         if (imageShape[0] != 1) throw new DdpmException($"interpolate: image shape [{string.Join(", ", imageShape)}] must have batch 1");
-        if (frames < 2) throw new DdpmException($"--frames {frames}: expected at least 2");
+        if (frames < 2) throw new DdpmException($"interpolate: frames {frames}: expected at least 2");
         using var scope = torch.NewDisposeScope();
         var a = SeedNoise(imageShape, seedA);
         var b = SeedNoise(imageShape, seedB);
         var path = torch.cat(Enumerable.Range(0, frames).Select(i => Slerp(a, b, i / (double)(frames - 1))).ToList(), 0);
-        var result = DdimSampler.Decode(diffusion, model, path, timesteps, 0.0, options, device, progress, cancellationToken);
+        var run = new SamplingRun { Start = path, Noise = NoiseSource.Seeded(seedA) };
+        var result = sampler.Sample(diffusion, model, path.shape, run, device, progress, cancellationToken);
         result.Samples.MoveToOuterDisposeScope();
         foreach (var f in result.Trajectory)
         {

@@ -13,26 +13,24 @@ internal static class ModelPrediction
 {
     /// <summary>
     /// Runs the model on x_t at original timestep t (the same for the whole batch) and returns (eps, x_0): x_0 after
-    /// <see cref="SamplerOptions.Threshold"/>, and eps re-derived from that x_0 whenever a threshold is applied, so the
-    /// pair always satisfies x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps.
+    /// <see cref="SamplerOptions.Threshold"/>; eps is the diffusion's conversion of the model output
+    /// (<see cref="GaussianDiffusion.PredictEpsAndX0(Tensor, Tensor, Tensor, bool)"/>), re-derived from the thresholded
+    /// x_0 when a threshold applies and <paramref name="epsFromThresholdedX0"/> (so that the pair satisfies
+    /// x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps), or kept as the model gave it otherwise.
     /// </summary>
-    public static (Tensor Eps, Tensor X0) EpsAndStart(
-        GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, int t, SamplerOptions options)
+    public static (Tensor Eps, Tensor X0) EpsAndX0(
+        GaussianDiffusion diffusion, nn.Module<Tensor, Tensor, Tensor> model, Tensor xt, int t, SamplerOptions options,
+        bool epsFromThresholdedX0 = true)
     {
         using var scope = torch.NewDisposeScope();
         var tt = SamplingLoop.Timestep(xt.shape[0], t, xt.device);
         var output = model.call(xt, tt);
-        double alphaBar = diffusion.Schedule.AlphasCumprod[t];
-        var (eps, x0) = diffusion.PredictEpsAndStart(output, xt, tt, clipDenoised: false);
+        var (eps, x0) = diffusion.PredictEpsAndX0(output, xt, tt, clipDenoised: false);
         if (options.Threshold != X0Threshold.None)
         {
             x0 = Thresholding.Apply(x0, options);
-            eps = NoiseFromStart(xt, x0, alphaBar);
+            if (epsFromThresholdedX0) eps = diffusion.PredictEpsFromX0(xt, tt, x0);
         }
         return (eps.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
     }
-
-    /// <summary>eps = (x_t - sqrt(alpha_bar) x_0) / sqrt(1 - alpha_bar). (DDPM eq. 4 solved for eps)</summary>
-    public static Tensor NoiseFromStart(Tensor xt, Tensor x0, double alphaBar) =>
-        (xt - Math.Sqrt(alphaBar) * x0) / Math.Sqrt(1.0 - alphaBar);
 }

@@ -1,64 +1,66 @@
+using Ddpm.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
 
 /// <summary>
-/// The loop every sampler shares: seeded x_T, model in eval mode under no_grad, a dispose scope per step,
-/// cancellation before and progress after every step, the kept trajectory, and results copied to the CPU.
-/// A sampler supplies only its step.
+/// The one loop that runs any <see cref="ISampler"/>: x_T (given, or the noise source's first draw), the model in eval
+/// mode under no_grad (its training flag restored afterwards) on the chosen device, a dispose scope per step,
+/// cancellation before and progress (steps done) after every step, the kept trajectory, and results copied to the CPU.
+/// All noise is drawn from <see cref="SamplingRun.Noise"/> (on the CPU for the seeded source, then moved to the device),
+/// so results depend neither on the device's generator nor on the global RNG state.
 /// </summary>
-internal static class SamplingLoop
+public static class SamplingLoop
 {
     /// <summary>
-    /// One step from x at visit <paramref name="k"/> (0 = the noisiest of the visited timesteps). <paramref name="noise"/>
-    /// draws N(0, I) of x's shape from the sampler's generator (stochastic samplers call it once per step). Returns the
-    /// next state and the x_0 predicted at this step, both in the step's dispose scope.
+    /// Draws samples of <paramref name="shape"/> (batch first; ignored in favour of the start's shape when
+    /// <paramref name="run"/> has a start) with <paramref name="sampler"/>. <paramref name="device"/> defaults to the
+    /// device of the model's first parameter (CPU for a model without any). The results are on the CPU, returned into
+    /// the caller's dispose scope as well as owned by the result.
     /// </summary>
-    public delegate (Tensor Next, Tensor PredX0) Step(int k, Tensor x, Func<Tensor> noise);
-
-    /// <summary>
-    /// Runs <paramref name="visited"/>.Count steps. <paramref name="visited"/> lists the original timestep of each
-    /// visit in order (descending); it only labels frames. <paramref name="start"/> is x_T (any device; copied), or
-    /// null to draw it from the generator first.
-    /// </summary>
-    public static SampleResult Run(
-        nn.Module model,
+    public static SampleResult Sample(
+        this ISampler sampler,
+        GaussianDiffusion diffusion,
+        nn.Module<Tensor, Tensor, Tensor> model,
         long[] shape,
-        Tensor? start,
-        SamplerOptions options,
-        IReadOnlyList<int> visited,
-        Step step,
-        Device? device,
-        IProgress<int>? progress,
-        CancellationToken cancellationToken)
+        SamplingRun? run = null,
+        Device? device = null,
+        IProgress<int>? progress = null,
+        CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(sampler);
+        ArgumentNullException.ThrowIfNull(diffusion);
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(options);
+        run ??= new SamplingRun();
+        if (run.KeepEvery < 0) throw new DdpmException($"sampler: keep_every {run.KeepEvery}: must be >= 0");
+        ArgumentNullException.ThrowIfNull(run.Noise);
+        if (run.Start is not null) shape = run.Start.shape;
         CheckShape(shape);
-        options.Validate();
+        var visited = sampler.Timesteps(diffusion.Schedule);
         device ??= DefaultDevice(model);
-        int steps = visited.Count;
-        int keep = options.KeepEvery;
+        int steps = visited.Length;
+        int keep = run.KeepEvery;
 
         bool wasTraining = model.training;
         model.eval();
+        var noiseSource = run.Noise.ForRun();
         try
         {
             using var outer = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
-            using var generator = new Generator(unchecked((ulong)options.Seed), CPU);
-            Func<Tensor> noise = () => Normal(shape, generator, device);
+            using var stepper = sampler.Begin(diffusion, model, visited);
+            Func<Tensor> noise = () => ToDevice(noiseSource.Next(shape), device);
 
             var frames = new List<TrajectoryFrame>();
-            Tensor x = start is null ? noise() : start.to(ScalarType.Float32).to(device).clone();
+            Tensor x = run.Start is null ? noise() : run.Start.to(ScalarType.Float32).to(device).clone();
             for (int k = 0; k < steps; k++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 Tensor next;
                 using (var scope = torch.NewDisposeScope())
                 {
-                    var (sample, predX0) = step(k, x, noise);
+                    var (sample, predX0) = stepper.Step(k, x, noise);
                     bool last = k == steps - 1;
                     if (keep > 0 && (steps - 1 - k) % keep == 0)
                         frames.Add(new TrajectoryFrame(visited[k], CpuCopy(x).MoveToOuterDisposeScope(), CpuCopy(predX0).MoveToOuterDisposeScope()));
@@ -81,11 +83,12 @@ internal static class SamplingLoop
         }
         finally
         {
+            noiseSource.EndRun();
             if (wasTraining) model.train();
         }
     }
 
-    public static void CheckShape(long[] shape)
+    internal static void CheckShape(long[] shape)
     {
         ArgumentNullException.ThrowIfNull(shape);
         if (shape.Length < 2 || shape.Any(d => d < 1))
@@ -96,16 +99,12 @@ internal static class SamplingLoop
     public static Device DefaultDevice(nn.Module model) => model.parameters().Select(p => p.device).FirstOrDefault() ?? CPU;
 
     /// <summary>The same timestep for the whole batch, as int64 on the device.</summary>
-    public static Tensor Timestep(long batch, int t, Device device) =>
+    internal static Tensor Timestep(long batch, int t, Device device) =>
         torch.full(new[] { batch }, (long)t, dtype: ScalarType.Int64, device: device);
 
-    /// <summary>N(0, I) drawn on the CPU from the sampler's generator, then moved to the device.</summary>
-    public static Tensor Normal(long[] shape, Generator generator, Device device)
-    {
-        var z = torch.randn(shape, dtype: ScalarType.Float32, device: CPU, generator: generator);
-        return device.type == DeviceType.CPU ? z : z.to(device);
-    }
+    private static Tensor ToDevice(Tensor z, Device device) =>
+        z.device_type == device.type && (device.type == DeviceType.CPU || z.device_index == device.index) ? z : z.to(device);
 
     /// <summary>A CPU tensor that shares nothing with the input's lifetime.</summary>
-    public static Tensor CpuCopy(Tensor x) => x.device_type == DeviceType.CPU ? x.clone() : x.cpu();
+    internal static Tensor CpuCopy(Tensor x) => x.device_type == DeviceType.CPU ? x.clone() : x.cpu();
 }

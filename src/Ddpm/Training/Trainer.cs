@@ -243,18 +243,15 @@ public sealed class Trainer : IDisposable
     public string SaveSampleGrid(string path, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
         var shape = new long[] { Config.SampleCount, Data.Channels, Data.Height, Data.Width };
-        using var result = Sampling.Sampler.Sample(Diffusion, EmaModel, shape, GridSampler(Config), new SamplerOptions { Seed = Config.Seed },
+        using var result = GridSampler(Config).Sample(Diffusion, EmaModel, shape, SamplingRun.Seeded(Config.Seed),
             Device, progress, cancellationToken);
         ImageIO.SaveGrid(result.Samples, path, scale: GridScale(Data.Height));
         return path;
     }
 
     /// <summary>The sampler of the grids: <see cref="TrainConfig.SampleSampler"/> over <see cref="TrainConfig.SampleSteps"/> steps (0: its default).</summary>
-    public static SamplerSettings GridSampler(TrainConfig config) => new()
-    {
-        Kind = SamplerSettings.ParseKind(config.SampleSampler),
-        Steps = config.SampleSteps > 0 ? config.SampleSteps : null,
-    };
+    public static ISampler GridSampler(TrainConfig config) =>
+        SamplerRegistry.Create(config.SampleSampler, o => o with { Steps = config.SampleSteps > 0 ? config.SampleSteps : null });
 
     /// <summary>Small images are drawn larger in grids so that a person can see them.</summary>
     public static int GridScale(int imageSize) => imageSize <= 32 ? 2 : 1;
@@ -373,7 +370,7 @@ public sealed class Trainer : IDisposable
     {
         if (progress is null) return null;
         return new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).ResolveTimesteps(Diffusion.Schedule).Length)));
+            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).Timesteps(Diffusion.Schedule).Length)));
     }
 
     public void Dispose()

@@ -154,7 +154,7 @@ public class DiffuseOutputTests : OneThreadTest
         // The last x_t column is the sample the ancestral sampler draws with the EMA weights and the same seed.
         using var ema = new RunWeights(_run.Run, ema: true);
         using var scope = NewDisposeScope();
-        using var result = AncestralSampler.Sample(ema.Diffusion, ema.Model, new long[] { 2, 1, Size, Size }, new SamplerOptions { Seed = 4 });
+        using var result = TestSampling.Ancestral(ema.Diffusion, ema.Model, new long[] { 2, 1, Size, Size }, new SampleOptions { Seed = 4 });
         Assert.Equal(PixelFacts.Quantised(result.Samples, 0), layout.Cell(reverse, 4));
         Assert.Equal(PixelFacts.Quantised(result.Samples, 1), layout.Cell(reverse, 14));
         // The last predicted x_0 is the prediction at t = 0, where the posterior mean is 1 x x_0 + 0 x x_t (alpha_bar_prev = 1):

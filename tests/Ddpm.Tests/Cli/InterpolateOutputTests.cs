@@ -29,10 +29,11 @@ public class InterpolateOutputTests : OneThreadTest
         return Enumerable.Range(0, 4).Select(k => layout.Cell(png, k)).ToArray();
     }
 
-    private static byte[][] Expected(RunWeights w, SamplerOptions options)
+    private static byte[][] Expected(RunWeights w, SampleOptions options)
     {
         using var scope = NewDisposeScope();
-        using var result = Interpolation.Interpolate(w.Diffusion, w.Model, new long[] { 1, 1, Size, Size }, 5, 6, 4, SixOfTwelve, options);
+        var ddim = new DdimSampler(options.Apply(new DdimOptions { Timesteps = SixOfTwelve }));
+        using var result = Interpolation.Interpolate(w.Diffusion, w.Model, ddim, new long[] { 1, 1, Size, Size }, 5, 6, 4);
         return Enumerable.Range(0, 4).Select(i => PixelFacts.Quantised(result.Samples, i)).ToArray();
     }
 
@@ -41,7 +42,7 @@ public class InterpolateOutputTests : OneThreadTest
     {
         using var ema = new RunWeights(_run.Run, ema: true);
         var row = Row();
-        Assert.Equal(Expected(ema, new SamplerOptions()), row);
+        Assert.Equal(Expected(ema, new SampleOptions()), row);
 
         // The ends are what deterministic DDIM over the same six steps draws from seed 5 and seed 6 alone. The slerp's
         // ends are a and b up to float rounding (sin(theta) / sin(theta) computed in float64, cast to float32), so the
@@ -49,7 +50,7 @@ public class InterpolateOutputTests : OneThreadTest
         using var scope = NewDisposeScope();
         foreach (var (seed, cell) in new[] { (5L, row[0]), (6L, row[3]) })
         {
-            using var ddim = DdimSampler.Sample(ema.Diffusion, ema.Model, new long[] { 1, 1, Size, Size }, SixOfTwelve, 0.0, new SamplerOptions { Seed = seed });
+            using var ddim = TestSampling.Ddim(ema.Diffusion, ema.Model, new long[] { 1, 1, Size, Size }, SixOfTwelve, 0.0, new SampleOptions { Seed = seed });
             var expected = PixelFacts.Quantised(ddim.Samples, 0);
             Assert.All(expected.Zip(cell), pair => Assert.InRange(Math.Abs(pair.First - pair.Second), 0, 1));
         }
@@ -64,9 +65,9 @@ public class InterpolateOutputTests : OneThreadTest
     {
         using var raw = new RunWeights(_run.Run, ema: false);
         using var ema = new RunWeights(_run.Run, ema: true);
-        var expected = Expected(raw, new SamplerOptions { Threshold = X0Threshold.None });
-        Assert.NotEqual(Expected(ema, new SamplerOptions { Threshold = X0Threshold.None }), expected);
-        Assert.NotEqual(Expected(raw, new SamplerOptions()), expected);
+        var expected = Expected(raw, new SampleOptions { Threshold = X0Threshold.None });
+        Assert.NotEqual(Expected(ema, new SampleOptions { Threshold = X0Threshold.None }), expected);
+        Assert.NotEqual(Expected(raw, new SampleOptions()), expected);
         Assert.Equal(expected, Row("--no-ema", "--threshold", "none"));
     }
 }

@@ -27,12 +27,11 @@ public class SampleOutputTests : OneThreadTest
     }
 
     /// <summary>The library's ancestral sampler over all T steps for one batch, quantised as the PNG stores it.</summary>
-    private static byte[][] Expected(RunWeights w, int count, long seed, SamplerOptions? options = null)
+    private static byte[][] Expected(RunWeights w, int count, long seed, SampleOptions? options = null)
     {
         using var scope = NewDisposeScope();
-        var o = options ?? new SamplerOptions();
-        o.Seed = seed;
-        using var result = AncestralSampler.Sample(w.Diffusion, w.Model, new long[] { count, 1, Size, Size }, o);
+        var o = (options ?? new SampleOptions()) with { Seed = seed };
+        using var result = TestSampling.Ancestral(w.Diffusion, w.Model, new long[] { count, 1, Size, Size }, o);
         return Enumerable.Range(0, count).Select(i => PixelFacts.Quantised(result.Samples, i)).ToArray();
     }
 
@@ -131,10 +130,10 @@ public class SampleOutputTests : OneThreadTest
             layout.CheckFrame(png, used: 2);
             return Cells(png, layout, 2);
         }
-        var clip = Expected(ema, 2, 9, new SamplerOptions { Threshold = X0Threshold.Clip });
-        var none = Expected(ema, 2, 9, new SamplerOptions { Threshold = X0Threshold.None });
-        var dynamic = Expected(ema, 2, 9, new SamplerOptions { Threshold = X0Threshold.Dynamic });
-        var dynamicMax = Expected(ema, 2, 9, new SamplerOptions { Threshold = X0Threshold.Dynamic, DynamicThresholdMax = 1.5 });
+        var clip = Expected(ema, 2, 9, new SampleOptions { Threshold = X0Threshold.Clip });
+        var none = Expected(ema, 2, 9, new SampleOptions { Threshold = X0Threshold.None });
+        var dynamic = Expected(ema, 2, 9, new SampleOptions { Threshold = X0Threshold.Dynamic });
+        var dynamicMax = Expected(ema, 2, 9, new SampleOptions { Threshold = X0Threshold.Dynamic, DynamicThresholdMax = 1.5 });
         // The barely trained network predicts x_0 outside [-1, 1] (at t = T-1, x_0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)
         // with alpha_bar about 0.89 and x_t ~ N(0, 1)), so clipping changes the samples and every comparison below can fail.
         Assert.NotEqual(clip[0], none[0]);

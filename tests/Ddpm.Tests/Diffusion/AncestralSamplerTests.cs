@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Diffusion;
 using Ddpm.Sampling;
 using TorchSharp;
@@ -27,11 +28,11 @@ public class AncestralSamplerTests
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(30));
         using var model = Shrink();
         manual_seed(123);
-        using var a = AncestralSampler.Sample(d, model, new long[] { 4, 1, 3, 3 }, new SamplerOptions { Seed = 9 });
+        using var a = TestSampling.Ancestral(d, model, new long[] { 4, 1, 3, 3 }, new SampleOptions { Seed = 9 });
         manual_seed(456); // the global RNG state must not matter
         randn(10).Dispose();
-        using var b = AncestralSampler.Sample(d, model, new long[] { 4, 1, 3, 3 }, new SamplerOptions { Seed = 9 });
-        using var c = AncestralSampler.Sample(d, model, new long[] { 4, 1, 3, 3 }, new SamplerOptions { Seed = 10 });
+        using var b = TestSampling.Ancestral(d, model, new long[] { 4, 1, 3, 3 }, new SampleOptions { Seed = 9 });
+        using var c = TestSampling.Ancestral(d, model, new long[] { 4, 1, 3, 3 }, new SampleOptions { Seed = 10 });
         Assert.Equal(new long[] { 4, 1, 3, 3 }, a.Samples.shape);
         Assert.Equal(DeviceType.CPU, a.Samples.device_type);
         Assert.Equal(TensorData.Floats(a.Samples), TensorData.Floats(b.Samples));
@@ -46,8 +47,8 @@ public class AncestralSamplerTests
         using var d = new GaussianDiffusion(NoiseSchedule.Cosine(20));
         using var model = Shrink();
         var progress = new Recorder();
-        using var r = AncestralSampler.Sample(d, model, new long[] { 2, 5 },
-            new SamplerOptions { Seed = 1, KeepEvery = 5, ClipDenoised = false }, progress: progress);
+        using var r = TestSampling.Ancestral(d, model, new long[] { 2, 5 },
+            new SampleOptions { Seed = 1, KeepEvery = 5, ClipDenoised = false }, progress: progress);
         Assert.Equal(new[] { 15, 10, 5, 0, -1 }, r.Trajectory.Select(f => f.T).ToArray());
         foreach (var f in r.Trajectory)
         {
@@ -63,8 +64,8 @@ public class AncestralSamplerTests
         using var xT = randn(new long[] { 2, 5 }, generator: g);
         Assert.NotEqual(TensorData.Floats(xT), TensorData.Floats(r.Trajectory[0].Xt));
         // Keeping a trajectory does not change the samples.
-        using var noTrajectory = AncestralSampler.Sample(d, model, new long[] { 2, 5 },
-            new SamplerOptions { Seed = 1, ClipDenoised = false });
+        using var noTrajectory = TestSampling.Ancestral(d, model, new long[] { 2, 5 },
+            new SampleOptions { Seed = 1, ClipDenoised = false });
         Assert.Equal(TensorData.Floats(noTrajectory.Samples), TensorData.Floats(r.Samples));
     }
 
@@ -79,7 +80,7 @@ public class AncestralSamplerTests
             Assert.Equal(ScalarType.Int64, t.dtype);
             return zeros_like(x);
         });
-        using var r = AncestralSampler.Sample(d, model, new long[] { 3, 2 }, new SamplerOptions { Seed = 77, KeepEvery = 1 });
+        using var r = TestSampling.Ancestral(d, model, new long[] { 3, 2 }, new SampleOptions { Seed = 77, KeepEvery = 1 });
         using var g = new Generator(77, CPU);
         using var xT = randn(new long[] { 3, 2 }, generator: g);
         Assert.Equal(TensorData.Floats(xT), TensorData.Floats(seen!));
@@ -100,7 +101,7 @@ public class AncestralSamplerTests
             return zeros_like(x);
         });
         model.train();
-        using (AncestralSampler.Sample(d, model, new long[] { 1, 2 }, new SamplerOptions())) { }
+        using (TestSampling.Ancestral(d, model, new long[] { 1, 2 }, new SampleOptions())) { }
         Assert.All(modes, m => Assert.Equal((false, false), m));
         Assert.True(model.training);
         model.Dispose();
@@ -113,11 +114,11 @@ public class AncestralSamplerTests
         using var model = Shrink();
         using var cts = new CancellationTokenSource();
         var progress = new Recorder(done => { if (done == 7) cts.Cancel(); });
-        using (AncestralSampler.Sample(d, model, new long[] { 2, 2 }, new SamplerOptions())) { } // creates the coefficient cache
+        using (TestSampling.Ancestral(d, model, new long[] { 2, 2 }, new SampleOptions())) { } // creates the coefficient cache
         model.Calls = 0;
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            AncestralSampler.Sample(d, model, new long[] { 2, 2 }, new SamplerOptions { KeepEvery = 2 }, progress: progress,
+            TestSampling.Ancestral(d, model, new long[] { 2, 2 }, new SampleOptions { KeepEvery = 2 }, progress: progress,
                 cancellationToken: cts.Token));
         Assert.Equal(7, model.Calls);
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
@@ -131,14 +132,14 @@ public class AncestralSamplerTests
         var live = new Dictionary<int, long>();
         var progress = new Recorder(done => live[done] = DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        using (var r = AncestralSampler.Sample(d, model, new long[] { 8, 1, 4, 4 }, new SamplerOptions(), progress: progress))
+        using (var r = TestSampling.Ancestral(d, model, new long[] { 8, 1, 4, 4 }, new SampleOptions(), progress: progress))
         {
             Assert.Equal(live[5], live[100]);
             Assert.Equal(live[5], live[299]);
         }
         // The per-device coefficient cache (created on first use) is the only thing left.
         long cache = DisposeScopeManager.Statistics.ThreadTotalLiveCount - before;
-        using (AncestralSampler.Sample(d, model, new long[] { 8, 1, 4, 4 }, new SamplerOptions { KeepEvery = 10 })) { }
+        using (TestSampling.Ancestral(d, model, new long[] { 8, 1, 4, 4 }, new SampleOptions { KeepEvery = 10 })) { }
         Assert.Equal(before + cache, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
@@ -147,9 +148,9 @@ public class AncestralSamplerTests
     {
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(4));
         using var model = Shrink();
-        Assert.Throws<DdpmException>(() => AncestralSampler.Sample(d, model, new long[] { 4 }, new SamplerOptions()));
-        Assert.Throws<DdpmException>(() => AncestralSampler.Sample(d, model, new long[] { 0, 2 }, new SamplerOptions()));
-        Assert.Throws<DdpmException>(() => AncestralSampler.Sample(d, model, new long[] { 1, 2 }, new SamplerOptions { KeepEvery = -1 }));
+        Assert.Throws<DdpmException>(() => TestSampling.Ancestral(d, model, new long[] { 4 }, new SampleOptions()));
+        Assert.Throws<DdpmException>(() => TestSampling.Ancestral(d, model, new long[] { 0, 2 }, new SampleOptions()));
+        Assert.Throws<DdpmException>(() => TestSampling.Ancestral(d, model, new long[] { 1, 2 }, new SampleOptions { KeepEvery = -1 }));
     }
 
     /// <summary>
@@ -174,7 +175,7 @@ public class AncestralSamplerTests
             return eps.to(ScalarType.Float32);
         });
         const int n = 10_000;
-        using var r = AncestralSampler.Sample(d, model, new long[] { n, 1 }, new SamplerOptions { Seed = 5, ClipDenoised = false });
+        using var r = TestSampling.Ancestral(d, model, new long[] { n, 1 }, new SampleOptions { Seed = 5, ClipDenoised = false });
         double mean = r.Samples.mean().item<float>();
         double std = r.Samples.std().item<float>();
 

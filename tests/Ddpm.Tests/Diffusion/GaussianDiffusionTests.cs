@@ -63,7 +63,7 @@ public class GaussianDiffusionTests
     }
 
     [Fact]
-    public void PredictStartFromNoiseInvertsQSample()
+    public void PredictX0FromEpsInvertsQSample()
     {
         using var scope = NewDisposeScope();
         var s = NoiseSchedule.Linear(1000);
@@ -74,7 +74,7 @@ public class GaussianDiffusionTests
         long[] ts = { 0, 10, 400, 999 };
         var t = Ts(ts);
         var xt = d.QSample(x0, t, eps);
-        var back = d.PredictStartFromNoise(xt, t, eps);
+        var back = d.PredictX0FromEps(xt, t, eps);
         Assert.True(back.allclose(x0, rtol: 0, atol: 2e-3), "x0 recovered from x_t and eps");
 
         // Against the closed form in double, from the same x_t.

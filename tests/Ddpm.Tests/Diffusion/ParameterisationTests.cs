@@ -57,7 +57,7 @@ public class ParameterisationTests
         using var d = new GaussianDiffusion(s, VarianceType.FixedLarge, prediction);
         var xt = d.QSample(x0, t, noise);
         var target = d.ModelTarget(x0, xt, t, noise);
-        var (eps, predX0) = d.PredictEpsAndStart(target, xt, t, clipDenoised: false);
+        var (eps, predX0) = d.PredictEpsAndX0(target, xt, t, clipDenoised: false);
         AllNear(x0, predX0, t => X0Tol(s, t, prediction), $"x0 ({prediction})");
         AllNear(noise, eps, t => EpsTol(s, t, prediction), $"eps ({prediction})");
         // The reverse mean is the true posterior mean whatever the model predicts.
@@ -84,10 +84,10 @@ public class ParameterisationTests
             // v and eps from each other through x_t: eps = sqrt(1 - ab) x_t + sqrt(ab) v.
             Assert.Equal(e[i], Math.Sqrt(1 - ab) * x[i] + Math.Sqrt(ab) * vv[i], 5e-6);
         }
-        AllNear(x0, d.PredictStartFromVelocity(xt, t, v), k => X0Tol(s, k, PredictionType.Velocity), "x0 from v");
-        AllNear(x0, d.PredictStartFromMean(xt, t, mu), k => X0Tol(s, k, PredictionType.Mean), "x0 from mu");
-        AllNear(noise, d.PredictEpsFromStart(xt, t, x0), k => EpsTol(s, k, PredictionType.StartX), "eps from x0");
-        AllNear(x0, d.PredictStartFromNoise(xt, t, noise), k => X0Tol(s, k, PredictionType.Epsilon), "x0 from eps");
+        AllNear(x0, d.PredictX0FromVelocity(xt, t, v), k => X0Tol(s, k, PredictionType.Velocity), "x0 from v");
+        AllNear(x0, d.PredictX0FromMean(xt, t, mu), k => X0Tol(s, k, PredictionType.Mean), "x0 from mu");
+        AllNear(noise, d.PredictEpsFromX0(xt, t, x0), k => EpsTol(s, k, PredictionType.StartX), "eps from x0");
+        AllNear(x0, d.PredictX0FromEps(xt, t, noise), k => X0Tol(s, k, PredictionType.Epsilon), "x0 from eps");
     }
 
     [Theory]
@@ -100,10 +100,10 @@ public class ParameterisationTests
         using var d = new GaussianDiffusion(s, VarianceType.FixedSmall, prediction);
         var x0 = rand(noise.shape) * 6 - 3; // mostly outside [-1, 1]
         var xt = d.QSample(x0, t, noise);
-        var (eps, predX0) = d.PredictEpsAndStart(d.ModelTarget(x0, xt, t, noise), xt, t, clipDenoised: true);
+        var (eps, predX0) = d.PredictEpsAndX0(d.ModelTarget(x0, xt, t, noise), xt, t, clipDenoised: true);
         Assert.True(predX0.abs().max().item<float>() <= 1f);
         Assert.True(predX0.allclose(x0.clamp(-1, 1), rtol: 0, atol: 5e-3));
-        AllNear(predX0, d.PredictStartFromNoise(xt, t, eps), k => X0Tol(s, k, PredictionType.Epsilon), "x0 from the returned eps");
+        AllNear(predX0, d.PredictX0FromEps(xt, t, eps), k => X0Tol(s, k, PredictionType.Epsilon), "x0 from the returned eps");
     }
 
     [Fact]
@@ -113,7 +113,7 @@ public class ParameterisationTests
         var (s, _, noise, t) = Case();
         using var d = new GaussianDiffusion(s);
         var xt = randn(noise.shape);
-        var (eps, _) = d.PredictEpsAndStart(noise, xt, t, clipDenoised: false);
+        var (eps, _) = d.PredictEpsAndX0(noise, xt, t, clipDenoised: false);
         Assert.True(eps.equal(noise).all().item<bool>());
     }
 
@@ -167,7 +167,7 @@ public class ParameterisationTests
         var (mean, variance, logVariance, predX0) = d.PMeanVarianceFromOutput(output, xt, t, false);
         Assert.True(logVariance.equal(output.narrow(1, 3, 3)).all().item<bool>());
         Assert.True(variance.allclose(output.narrow(1, 3, 3).exp()));
-        Assert.True(predX0.allclose(d.PredictStartFromNoise(xt, t, output.narrow(1, 0, 3).contiguous())));
+        Assert.True(predX0.allclose(d.PredictX0FromEps(xt, t, output.narrow(1, 0, 3).contiguous())));
         Assert.Equal(xt.shape, mean.shape);
         Assert.Equal(6, d.ModelOutputChannels(3));
         Assert.Throws<ArgumentException>(() => d.PMeanVarianceFromOutput(randn(2, 3, 4, 4), xt, t, false));

@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Diffusion;
 using Ddpm.Runs;
 using Ddpm.Sampling;
@@ -69,7 +70,7 @@ public class SigmoidScheduleTests
         using var model = FuncModel.Zero();
         var seen = 0;
         var shape = new long[] { 2, 1, 2, 2 };
-        using var result = AncestralSampler.Sample(d, model, shape, new SamplerOptions { Seed = 1 },
+        using var result = TestSampling.Ancestral(d, model, shape, new SampleOptions { Seed = 1 },
             progress: new Ddpm.Runtime.SyncProgress<int>(k => seen = k));
         Assert.Equal(T, seen);
 

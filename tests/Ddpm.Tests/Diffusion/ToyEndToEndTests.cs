@@ -70,7 +70,7 @@ public class ToyEndToEndTests
         }
         var trainTime = clock.Elapsed;
 
-        using var result = AncestralSampler.Sample(diffusion, model, new long[] { N, 2 }, new SamplerOptions { Seed = 3 });
+        using var result = TestSampling.Ancestral(diffusion, model, new long[] { N, 2 }, new SampleOptions { Seed = 3 });
         var samples = TrainedToy.Points(result.Samples);
         using var genA = new Generator(101, CPU);
         using var trueA = TrainedToy.Sample(N, genA);

@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Imaging;
 using Ddpm.Models;
 using Ddpm.Pipelines;
@@ -108,7 +109,7 @@ public class EmaOrRawWeightsTests : IClassFixture<TinyCheckpoint>
         {
             var path = Path.Combine(outDir, name);
             using var pipe = DdpmPipeline.Load(ckpt, CPU, useEma);
-            using var images = pipe.Sample(2, 5, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 2 }, new SamplerOptions());
+            using var images = pipe.Sample(2, 5, new DdimSampler(new DdimOptions { Steps = 2 }));
             ImageIO.SaveGrid(images, path, scale: Trainer.GridScale(config.ImageSize));
             return File.ReadAllBytes(path);
         }

@@ -38,19 +38,19 @@ public class DdimTests
         using var d = new GaussianDiffusion(s, VarianceType.FixedSmall);
         using var model = Shrink();
         var shape = new long[] { 64, 3 };
-        var options = new SamplerOptions { Seed = 21, KeepEvery = 10 };
-        using var ancestral = AncestralSampler.Sample(d, model, shape, options);
-        using var ddim = DdimSampler.Sample(d, model, shape, Enumerable.Range(0, 100), 1.0, options);
+        var options = new SampleOptions { Seed = 21, KeepEvery = 10 };
+        using var ancestral = TestSampling.Ancestral(d, model, shape, options);
+        using var ddim = TestSampling.Ddim(d, model, shape, Enumerable.Range(0, 100), 1.0, options);
         Assert.Equal(ancestral.Trajectory.Select(f => f.T), ddim.Trajectory.Select(f => f.T));
         for (int i = 0; i < ancestral.Trajectory.Count; i++)
             Assert.True(ancestral.Trajectory[i].Xt.allclose(ddim.Trajectory[i].Xt, rtol: 1e-4, atol: 1e-4), $"frame {ancestral.Trajectory[i].T}");
         // The noise really matters: its variance is the posterior variance, not zero.
-        using var deterministic = DdimSampler.Sample(d, model, shape, Enumerable.Range(0, 100), 0.0, options);
+        using var deterministic = TestSampling.Ddim(d, model, shape, Enumerable.Range(0, 100), 0.0, options);
         Assert.False(deterministic.Samples.allclose(ddim.Samples, rtol: 1e-2, atol: 1e-2));
 
         var subset = new[] { 0, 7, 30, 31, 60, 99 };
-        using var respaced = AncestralSampler.Sample(d, model, shape, subset, options);
-        using var ddimSubset = DdimSampler.Sample(d, model, shape, subset, 1.0, options);
+        using var respaced = TestSampling.Ancestral(d, model, shape, subset, options);
+        using var ddimSubset = TestSampling.Ddim(d, model, shape, subset, 1.0, options);
         Assert.True(respaced.Samples.allclose(ddimSubset.Samples, rtol: 1e-4, atol: 1e-4));
     }
 
@@ -66,15 +66,15 @@ public class DdimTests
         using var model = Shrink();
         var shape = new long[] { 8, 2 };
         var ts = new[] { 0, 10, 25, 49 };
-        var noThreshold = new SamplerOptions { Seed = 5, Threshold = X0Threshold.None };
-        using var sampled = DdimSampler.Sample(d, model, shape, ts, 0.0, noThreshold);
+        var noThreshold = new SampleOptions { Seed = 5, Threshold = X0Threshold.None };
+        using var sampled = TestSampling.Ddim(d, model, shape, ts, 0.0, noThreshold);
         using var xT = Interpolation.SeedNoise(shape, 5);
-        using var decoded = DdimSampler.Decode(d, model, xT, ts, 0.0, new SamplerOptions { Seed = 77, Threshold = X0Threshold.None });
+        using var decoded = TestSampling.Decode(d, model, xT, ts, 0.0, new SampleOptions { Seed = 77, Threshold = X0Threshold.None });
         Assert.Equal(TensorData.Floats(sampled.Samples), TensorData.Floats(decoded.Samples));
 
         // Zero model: eps = 0, so x_prev = sqrt(ab_prev) x_t / sqrt(ab_t) and the final x_0 = x_T / sqrt(ab_{49}).
         using var zero = FuncModel.Zero();
-        using var z = DdimSampler.Decode(d, zero, xT, ts, 0.0, noThreshold);
+        using var z = TestSampling.Decode(d, zero, xT, ts, 0.0, noThreshold);
         using var expected = xT.to(ScalarType.Float64) / Math.Sqrt(s.AlphasCumprod[49]);
         Assert.True(z.Samples.to(ScalarType.Float64).allclose(expected, rtol: 1e-5, atol: 1e-6));
     }
@@ -87,8 +87,9 @@ public class DdimTests
     {
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(10));
         using var model = Shrink();
-        var e = Assert.Throws<DdpmException>(() => DdimSampler.Sample(d, model, new long[] { 1, 2 }, new[] { 0, 9 }, eta, new SamplerOptions()));
-        Assert.Contains("--eta", e.Message);
+        var e = Assert.Throws<DdpmException>(() => TestSampling.Ddim(d, model, new long[] { 1, 2 }, new[] { 0, 9 }, eta, new SampleOptions()));
+        Assert.Contains("eta", e.Message);
+        Assert.DoesNotContain("--", e.Message);
     }
 
     /// <summary>Inversion of the zero model is the exact inverse: x_T = sqrt(ab_last) x_0 at every step count.</summary>

@@ -12,7 +12,7 @@ public class DpmSolverTests
     private readonly ITestOutputHelper _out;
     public DpmSolverTests(ITestOutputHelper output) => _out = output;
 
-    private static readonly SamplerOptions NoThreshold = new() { Seed = 4, Threshold = X0Threshold.None };
+    private static readonly SampleOptions NoThreshold = new() { Seed = 4, Threshold = X0Threshold.None };
 
     /// <summary>Mean |sample - exact| for a sampler on Gaussian data with the optimal model, over the given timesteps.</summary>
     private static double Error(GaussianData data, GaussianDiffusion d, Func<FuncModel, int[], SampleResult> run, int[] ts)
@@ -40,8 +40,8 @@ public class DpmSolverTests
         foreach (int n in new[] { 10, 20, 40, 80 })
         {
             var ts = TimestepSelection.LogSnrSpaced(s, n);
-            dpm.Add(Error(data, d, (m, t) => DpmSolverSampler.Sample(d, m, shape, t, NoThreshold), ts));
-            ddim.Add(Error(data, d, (m, t) => DdimSampler.Sample(d, m, shape, t, 0.0, NoThreshold), ts));
+            dpm.Add(Error(data, d, (m, t) => TestSampling.Dpm(d, m, shape, t, NoThreshold), ts));
+            ddim.Add(Error(data, d, (m, t) => TestSampling.Ddim(d, m, shape, t, 0.0, NoThreshold), ts));
         }
         string report = $"dpm-solver++ {string.Join(", ", dpm.Select(e => e.ToString("E2")))}; ddim {string.Join(", ", ddim.Select(e => e.ToString("E2")))}";
         _out.WriteLine(report);
@@ -54,19 +54,19 @@ public class DpmSolverTests
 
     /// <summary>The adapter turns eps-, x_0- and v-outputs of the same (optimal) model into the same samples.</summary>
     [Theory]
-    [InlineData(SamplerKind.DpmSolver)]
-    [InlineData(SamplerKind.Ddim)]
-    public void EpsStartAndVelocityModelsGiveTheSameSamples(SamplerKind kind)
+    [InlineData("dpm-solver")]
+    [InlineData("ddim")]
+    public void EpsStartAndVelocityModelsGiveTheSameSamples(string name)
     {
         var s = NoiseSchedule.Cosine(500);
         var data = new GaussianData(s, -0.2, 0.4);
-        var settings = new SamplerSettings { Kind = kind, Steps = 15, Eta = kind == SamplerKind.Ddim ? 0.5 : 0 };
+        var sampler = SamplerRegistry.Create(name, o => o with { Steps = 15, Threshold = X0Threshold.Clip });
+        if (sampler.Options is DdimOptions ddim) sampler = sampler.With(ddim with { Eta = 0.5 });
         float[] Run(int modelKind, PredictionType output)
         {
             using var d = new GaussianDiffusion(s, VarianceType.FixedLarge, output);
             using var model = data.Model(modelKind);
-            var options = new SamplerOptions { Seed = 8, Threshold = X0Threshold.Clip };
-            using var r = Sampler.Sample(d, model, new long[] { 64, 3 }, settings, options);
+            using var r = sampler.Sample(d, model, new long[] { 64, 3 }, SamplingRun.Seeded(8));
             return TensorData.Floats(r.Samples);
         }
         var eps = Run(0, PredictionType.Epsilon);
@@ -92,8 +92,8 @@ public class DpmSolverTests
         var shape = new long[] { 16, 2 };
         foreach (var ts in new[] { new[] { 99 }, new[] { 0, 99 }, new[] { 10, 50, 99 }, new[] { 0, 30, 60, 99 } })
         {
-            using var a = DpmSolverSampler.Sample(d, model, shape, ts, NoThreshold);
-            using var b = DdimSampler.Sample(d, model, shape, ts, 0.0, NoThreshold);
+            using var a = TestSampling.Dpm(d, model, shape, ts, NoThreshold);
+            using var b = TestSampling.Ddim(d, model, shape, ts, 0.0, NoThreshold);
             bool same = a.Samples.allclose(b.Samples, rtol: 1e-5, atol: 1e-6);
             Assert.True(ts.Length <= 3 ? same : !same, $"timesteps {string.Join(",", ts)}");
         }
@@ -109,11 +109,11 @@ public class DpmSolverTests
         var ts = new[] { 0, 20, 50, 100, 150, 199 };
         var reports = new List<int>();
         manual_seed(1);
-        using var a = DpmSolverSampler.Sample(d, model, shape, ts, new SamplerOptions { Seed = 3, KeepEvery = 2 },
+        using var a = TestSampling.Dpm(d, model, shape, ts, new SampleOptions { Seed = 3, KeepEvery = 2 },
             progress: new Ddpm.Runtime.SyncProgress<int>(reports.Add));
         manual_seed(2);
-        using var b = DpmSolverSampler.Sample(d, model, shape, ts, new SamplerOptions { Seed = 3 });
-        using var c = DpmSolverSampler.Sample(d, model, shape, ts, new SamplerOptions { Seed = 4 });
+        using var b = TestSampling.Dpm(d, model, shape, ts, new SampleOptions { Seed = 3 });
+        using var c = TestSampling.Dpm(d, model, shape, ts, new SampleOptions { Seed = 4 });
         Assert.Equal(TensorData.Floats(a.Samples), TensorData.Floats(b.Samples));
         Assert.NotEqual(TensorData.Floats(a.Samples), TensorData.Floats(c.Samples));
         Assert.Equal(new[] { 1, 2, 3, 4, 5, 6 }, reports);
@@ -125,10 +125,10 @@ public class DpmSolverTests
 
         using var cts = new CancellationTokenSource();
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        Assert.ThrowsAny<OperationCanceledException>(() => DpmSolverSampler.Sample(d, model, shape, ts, new SamplerOptions { KeepEvery = 1 },
+        Assert.ThrowsAny<OperationCanceledException>(() => TestSampling.Dpm(d, model, shape, ts, new SampleOptions { KeepEvery = 1 },
             progress: new Ddpm.Runtime.SyncProgress<int>(k => { if (k == 3) cts.Cancel(); }), cancellationToken: cts.Token));
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
-        using (DpmSolverSampler.Sample(d, model, shape, ts, new SamplerOptions { KeepEvery = 1 })) { }
+        using (TestSampling.Dpm(d, model, shape, ts, new SampleOptions { KeepEvery = 1 })) { }
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 }

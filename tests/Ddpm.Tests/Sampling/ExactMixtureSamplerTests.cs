@@ -54,7 +54,7 @@ public class ExactMixtureSamplerTests
         using var scope = NewDisposeScope();
         using var diffusion = new GaussianDiffusion(Schedule(T), VarianceType.FixedSmall);
         using var eps = TrainedToy.ExactEps(diffusion.Schedule);
-        using var r = AncestralSampler.Sample(diffusion, eps, new long[] { N, 2 }, new SamplerOptions { Seed = 1, Threshold = X0Threshold.None });
+        using var r = TestSampling.Ancestral(diffusion, eps, new long[] { N, 2 }, new SampleOptions { Seed = 1, Threshold = X0Threshold.None });
         AssertTrueLaw(r.Samples, $"ancestral, T = {T}");
     }
 
@@ -64,8 +64,8 @@ public class ExactMixtureSamplerTests
         using var scope = NewDisposeScope();
         using var diffusion = new GaussianDiffusion(Schedule(1000), VarianceType.FixedSmall);
         using var eps = TrainedToy.ExactEps(diffusion.Schedule);
-        using var r = Sampler.Sample(diffusion, eps, new long[] { N, 2 }, new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 20 },
-            new SamplerOptions { Seed = 2, Threshold = X0Threshold.None });
+        var sampler = new DpmSolverSampler(new DpmSolverOptions { Steps = 20, Threshold = X0Threshold.None });
+        using var r = sampler.Sample(diffusion, eps, new long[] { N, 2 }, SamplingRun.Seeded(2));
         AssertTrueLaw(r.Samples, "dpm-solver, 20 steps");
     }
 

@@ -34,16 +34,16 @@ public class InterpolationTests
         using var model = new FuncModel((x, _) => x * 0.4f);
         var shape = new long[] { 1, 1, 4, 4 };
         var ts = TimestepSelection.EvenlySpaced(40, 8);
-        var options = new SamplerOptions();
-        using var r = Interpolation.Interpolate(d, model, shape, 3, 9, 5, ts, options);
+        var ddim = new DdimSampler(new DdimOptions { Timesteps = ts });
+        using var r = Interpolation.Interpolate(d, model, ddim, shape, 3, 9, 5);
         Assert.Equal(new long[] { 5, 1, 4, 4 }, r.Samples.shape);
-        using var a = DdimSampler.Sample(d, model, shape, ts, 0.0, new SamplerOptions { Seed = 3 });
-        using var b = DdimSampler.Sample(d, model, shape, ts, 0.0, new SamplerOptions { Seed = 9 });
+        using var a = TestSampling.Ddim(d, model, shape, ts, 0.0, new SampleOptions { Seed = 3 });
+        using var b = TestSampling.Ddim(d, model, shape, ts, 0.0, new SampleOptions { Seed = 9 });
         Assert.True(r.Samples[0].unsqueeze(0).allclose(a.Samples, rtol: 1e-5, atol: 1e-6));
         Assert.True(r.Samples[4].unsqueeze(0).allclose(b.Samples, rtol: 1e-5, atol: 1e-6));
         Assert.False(r.Samples[2].unsqueeze(0).allclose(a.Samples, rtol: 1e-2, atol: 1e-2));
-        Assert.Throws<DdpmException>(() => Interpolation.Interpolate(d, model, shape, 3, 9, 1, ts, options));
-        Assert.Throws<DdpmException>(() => Interpolation.Interpolate(d, model, new long[] { 2, 1, 4, 4 }, 3, 9, 3, ts, options));
+        Assert.Throws<DdpmException>(() => Interpolation.Interpolate(d, model, ddim, shape, 3, 9, 1));
+        Assert.Throws<DdpmException>(() => Interpolation.Interpolate(d, model, ddim, new long[] { 2, 1, 4, 4 }, 3, 9, 3));
     }
 }
 

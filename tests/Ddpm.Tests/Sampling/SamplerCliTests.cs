@@ -36,12 +36,18 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     private string Out(string name) => Path.Combine(_run.Dir, name);
 
     [Theory]
-    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), eta 0.5")]
+    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), threshold clip, eta 0.5")]
     [InlineData("dpm-solver", new[] { "--steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
     [InlineData("dpm-solver", new string[0], "dpm-solver, 12 of 12 steps (logsnr)")]
-    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even)")]
+    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even), threshold dynamic (p 0.995)")]
     [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
-    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), eta 0")]
+    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), threshold none, eta 0")]
+    [InlineData("ddim", new[] { "--steps", "4", "--spacing", "trailing", "--ddim-final", "alpha-bar-0", "--ddim-raw-eps" },
+        "ddim, 4 of 12 steps (trailing), threshold clip, eta 0, final alpha_bar_0, raw eps")]
+    [InlineData("dpm-solver", new[] { "--steps", "4", "--spacing", "karras", "--dpm-final", "sigma-min", "--dpm-second-order-final" },
+        "dpm-solver, 4 of 12 steps (karras), threshold clip, final sigma_min, second order to the end")]
+    [InlineData("ddpm", new[] { "--steps", "3", "--threshold", "dynamic", "--dynamic-quantile", "0.9", "--dynamic-max", "2" },
+        "ddpm, 3 of 12 steps (even), threshold dynamic (p 0.9, max 2)")]
     public void SampleWithEachSampler(string sampler, string[] extra, string description)
     {
         var grid = Out($"{sampler}-{Guid.NewGuid():N}.png");
@@ -72,18 +78,34 @@ public class SamplerCliTests : IClassFixture<TinyRun>
         var grid = Out("interp.png");
         var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid, "--no-progress");
         Assert.True(code == 0, err);
-        Assert.Contains("4 frames, ddim 6 of 12 steps", output);
+        Assert.Contains("4 frames, ddim, 6 of 12 steps (even), threshold clip, eta 0", output);
         using (var png = ImageIO.LoadPng(grid))
             Assert.True(png.shape[2] > 3 * png.shape[1], $"a row: {string.Join("x", png.shape)}");
 
         using var pipe = DdpmPipeline.Load(_run.Run, CPU);
-        var options = new SamplerOptions();
-        using var row = pipe.Interpolate(5, 6, 4, 6, options);
-        using var a = pipe.Sample(1, 5, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
-        using var b = pipe.Sample(1, 6, new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 6 }, options);
+        var ddim = new DdimSampler(new DdimOptions { Steps = 6 });
+        using var row = pipe.Interpolate(5, 6, 4, ddim);
+        using var a = pipe.Sample(1, 5, ddim);
+        using var b = pipe.Sample(1, 6, ddim);
         Assert.Equal(new long[] { 4, 1, 8, 8 }, row.shape);
         Assert.True(row[0].allclose(a[0], rtol: 1e-4, atol: 1e-5));
         Assert.True(row[3].allclose(b[0], rtol: 1e-4, atol: 1e-5));
+    }
+
+    /// <summary>Every command that samples offers the same sampler option group.</summary>
+    [Theory]
+    [InlineData("sample")]
+    [InlineData("interpolate")]
+    [InlineData("fid")]
+    [InlineData("distance")]
+    [InlineData("stats")]
+    public void EveryCommandThatSamplesHasTheSamplerGroup(string command)
+    {
+        var (code, output, _) = Cli(new[] { command, "--help" });
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--sampler", "--steps", "--spacing", "--timesteps", "--eta", "--threshold", "--dynamic-quantile",
+                     "--dynamic-max", "--ddim-final", "--ddim-raw-eps", "--dpm-final", "--dpm-second-order-final" })
+            Assert.Contains(flag, output);
     }
 
     [Fact]
@@ -91,7 +113,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     {
         using var pipe = DdpmPipeline.Load(_run.Run, CPU);
         var reports = new List<(int Done, int Total)>();
-        using var images = pipe.Sample(5, 0, new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 4 }, new SamplerOptions(), batchSize: 2,
+        using var images = pipe.Sample(5, 0, new DpmSolverSampler(new DpmSolverOptions { Steps = 4 }), batchSize: 2,
             progress: new Ddpm.Runtime.SyncProgress<(int, int)>(reports.Add));
         Assert.Equal(new long[] { 5, 1, 8, 8 }, images.shape);
         Assert.Equal(Enumerable.Range(1, 12).Select(i => (i, 12)), reports);
@@ -106,7 +128,12 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     [InlineData("sample", "--timesteps", "1,1")]
     [InlineData("sample", "--timesteps", "0,12")]
     [InlineData("sample", "--steps", "4", "--timesteps", "0,5")]
-    [InlineData("sample", "--spacing", "karras")]
+    [InlineData("sample", "--spacing", "cosine")]
+    [InlineData("sample", "--sampler", "ddpm", "--ddim-final", "alpha-bar-0")]
+    [InlineData("sample", "--sampler", "ddim", "--dpm-final", "sigma-min")]
+    [InlineData("sample", "--sampler", "ddim", "--ddim-final", "half")]
+    [InlineData("sample", "--sampler", "dpm-solver", "--spacing", "leading", "--steps", "12")]
+    [InlineData("sample", "--threshold", "dynamic", "--dynamic-quantile", "1.5")]
     [InlineData("sample", "--threshold", "soft")]
     [InlineData("sample", "--threshold", "dynamic", "--no-clip")]
     [InlineData("sample", "--threshold", "dynamic", "--dynamic-max", "0.5")]

@@ -37,12 +37,11 @@ public class ThresholdingTests
     public void ClipAndNone()
     {
         using var x = tensor(new[] { -3f, -0.5f, 0.25f, 2f }).view(2, 2);
-        using var clip = Thresholding.Apply(x, new SamplerOptions { Threshold = X0Threshold.Clip });
-        using var none = Thresholding.Apply(x, new SamplerOptions { Threshold = X0Threshold.None });
+        using var clip = Thresholding.Apply(x, new AncestralOptions { Threshold = X0Threshold.Clip });
+        using var none = Thresholding.Apply(x, new AncestralOptions { Threshold = X0Threshold.None });
         Assert.Equal(new[] { -1f, -0.5f, 0.25f, 1f }, TensorData.Floats(clip));
         Assert.Equal(TensorData.Floats(x), TensorData.Floats(none));
-        Assert.True(new SamplerOptions().ClipDenoised);
-        Assert.Equal(X0Threshold.None, new SamplerOptions { ClipDenoised = false }.Threshold);
+        Assert.Equal(X0Threshold.Clip, new DdimOptions().Threshold);
     }
 
     /// <summary>
@@ -51,17 +50,16 @@ public class ThresholdingTests
     /// differs from plain clipping.
     /// </summary>
     [Theory]
-    [InlineData(SamplerKind.Ddpm)]
-    [InlineData(SamplerKind.Ddim)]
-    [InlineData(SamplerKind.DpmSolver)]
-    public void EverySamplerAppliesDynamicThresholding(SamplerKind kind)
+    [MemberData(nameof(SamplerContractTests.Names), MemberType = typeof(SamplerContractTests))]
+    public void EverySamplerAppliesDynamicThresholding(string name)
     {
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(50));
         using var model = new FuncModel((x, _) => -2f * x); // x_0 = (1 + 2 sqrt(1 - ab)) x / sqrt(ab): large
         var shape = new long[] { 4, 300 };
-        var settings = new SamplerSettings { Kind = kind, Steps = 10 };
-        using var dyn = Sampler.Sample(d, model, shape, settings, new SamplerOptions { Seed = 2, Threshold = X0Threshold.Dynamic, KeepEvery = 100 });
-        using var clip = Sampler.Sample(d, model, shape, settings, new SamplerOptions { Seed = 2, Threshold = X0Threshold.Clip });
+        var dynamic = SamplerRegistry.Create(name, o => o with { Steps = 10, Threshold = X0Threshold.Dynamic });
+        var clipping = dynamic.With(dynamic.Options with { Threshold = X0Threshold.Clip });
+        using var dyn = dynamic.Sample(d, model, shape, SamplingRun.Seeded(2) with { KeepEvery = 100 });
+        using var clip = clipping.Sample(d, model, shape, SamplingRun.Seeded(2));
         Assert.True(dyn.Samples.abs().max().item<float>() <= 1f + 1e-6f);
         using var rowMax = dyn.Samples.abs().amax(new long[] { 1 });
         Assert.All(TensorData.Floats(rowMax), m => Assert.Equal(1f, m, 1e-5f));
@@ -77,7 +75,7 @@ public class ThresholdingTests
         using var d = new GaussianDiffusion(s);
         using var model = new FuncModel((x, _) => -x);
         using var xt = linspace(-3, 3, 12).view(2, 6);
-        var (eps, x0) = ModelPrediction.EpsAndStart(d, model, xt, 60, new SamplerOptions { Threshold = X0Threshold.Clip });
+        var (eps, x0) = ModelPrediction.EpsAndX0(d, model, xt, 60, new AncestralOptions { Threshold = X0Threshold.Clip });
         using (eps)
         using (x0)
         {

@@ -26,10 +26,10 @@ public class ToySamplerTests : IClassFixture<TrainedToy>
         finally { set_num_threads(threads); }
     }
 
-    private double[][] Draw(SamplerSettings settings, int n, long seed, out Tensor samples)
+    private double[][] Draw(string name, int? steps, int n, long seed, out Tensor samples)
     {
-        var r = OneThread(() => Sampler.Sample(_toy.Diffusion, _toy.Model, new long[] { n, 2 }, settings,
-            new SamplerOptions { Seed = seed, Threshold = X0Threshold.None }));
+        var sampler = SamplerRegistry.Create(name, o => o with { Steps = steps, Threshold = X0Threshold.None });
+        var r = OneThread(() => sampler.Sample(_toy.Diffusion, _toy.Model, new long[] { n, 2 }, SamplingRun.Seeded(seed)));
         samples = r.Samples.detach().clone();
         r.Dispose();
         return TrainedToy.Points(samples);
@@ -54,12 +54,12 @@ public class ToySamplerTests : IClassFixture<TrainedToy>
     {
         const int N = 2000;
         using var scope = NewDisposeScope();
-        var ddpmPoints = Draw(new SamplerSettings(), N, 1, out _);
-        Draw(new SamplerSettings { Kind = SamplerKind.Ddim, Steps = TrainedToy.T }, N, 2, out var ode);
-        Draw(new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 10 }, N, 2, out var dpm10);
-        Draw(new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 20 }, N, 2, out var dpm20);
-        Draw(new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 10 }, N, 2, out var ddim10);
-        Draw(new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 20 }, N, 2, out var ddim20);
+        var ddpmPoints = Draw("ddpm", null, N, 1, out _);
+        Draw("ddim", TrainedToy.T, N, 2, out var ode);
+        Draw("dpm-solver", 10, N, 2, out var dpm10);
+        Draw("dpm-solver", 20, N, 2, out var dpm20);
+        Draw("ddim", 10, N, 2, out var ddim10);
+        Draw("ddim", 20, N, 2, out var ddim20);
         double eDpm10 = PairedDistance(dpm10, ode), eDpm20 = PairedDistance(dpm20, ode);
         double eDdim10 = PairedDistance(ddim10, ode), eDdim20 = PairedDistance(ddim20, ode);
         double ddpmNear = TrainedToy.FractionNearMode(ddpmPoints);
@@ -98,7 +98,7 @@ public class ToySamplerTests : IClassFixture<TrainedToy>
             using var xT = DdimSampler.Encode(_toy.Diffusion, model, x0, ts);
             using var again = DdimSampler.Encode(_toy.Diffusion, model, x0, ts);
             Assert.True(xT.allclose(again, rtol: 0, atol: 0), "encoding is deterministic");
-            using var back = DdimSampler.Decode(_toy.Diffusion, model, xT, ts, 0.0, new SamplerOptions { Threshold = X0Threshold.None, Seed = 99 });
+            using var back = TestSampling.Decode(_toy.Diffusion, model, xT, ts, 0.0, new SampleOptions { Threshold = X0Threshold.None, Seed = 99 });
             return (double)(back.Samples - x0).abs().mean().item<float>();
         });
         double r100 = RoundTrip(_toy.Model, 100), r200 = RoundTrip(_toy.Model, 200);

@@ -1,4 +1,5 @@
 using Ddpm.Metrics.Evaluation;
+using Ddpm.Tests.Sampling;
 using Ddpm.Pipelines;
 using Ddpm.Runs;
 using Ddpm.Sampling;
@@ -13,7 +14,7 @@ public class EvalDuringTrainingTests
     private static TrainingEvaluator FakeEvaluator(TrainConfig config, Ddpm.Data.ImageDataset data) =>
         new(config, data, new[] { new EvalMetric("fd_test", new PixelStatsExtractor()) }, (model, diffusion, shape, seed, ct) =>
         {
-            using var r = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, CPU, null, ct);
+            using var r = TestSampling.Ancestral(diffusion, model, shape, new SampleOptions { Seed = seed }, CPU, null, ct);
             return r.Samples.detach().clone();
         });
 

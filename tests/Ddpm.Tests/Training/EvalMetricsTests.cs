@@ -76,10 +76,11 @@ public class EvalMetricsTests
     public void TheEvaluationSamplerIsTheConfiguredOneWithItsSteps()
     {
         var c = EvalConfig();
-        Assert.Equal(new SamplerSettings { Kind = SamplerKind.Ddim, Steps = 3 }, EvalMetrics.Sampler(c));
+        var ddim = Assert.IsType<DdimSampler>(EvalMetrics.Sampler(c));
+        Assert.Equal(new DdimOptions { Steps = 3 }, ddim.Options);
         c.EvalSampler = "dpm-solver";
         c.EvalSteps = 0; // 0: the sampler's own default (null steps)
-        Assert.Equal(new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = null }, EvalMetrics.Sampler(c));
+        Assert.Equal(new DpmSolverOptions(), Assert.IsType<DpmSolverSampler>(EvalMetrics.Sampler(c)).Options);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Ddpm.Tests.Sampling;
 using Ddpm.Imaging;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
@@ -24,8 +25,8 @@ public class GridSamplerTests
         using var grid = ImageIO.LoadPng(path);
 
         // The grid holds exactly what the sampler draws with the run's seed.
-        using var expected = Sampler.Sample(t.Diffusion, t.EmaModel, new long[] { 4, 1, 8, 8 },
-            new SamplerSettings { Kind = SamplerKind.DpmSolver, Steps = 3 }, new SamplerOptions { Seed = config.Seed });
+        using var expected = new DpmSolverSampler(new DpmSolverOptions { Steps = 3 })
+            .Sample(t.Diffusion, t.EmaModel, new long[] { 4, 1, 8, 8 }, SamplingRun.Seeded(config.Seed));
         var tmp = Path.Combine(t.RunDir, "expected.png");
         ImageIO.SaveGrid(expected.Samples, tmp, scale: Trainer.GridScale(8));
         Assert.Equal(File.ReadAllBytes(tmp), File.ReadAllBytes(path));

@@ -1,5 +1,6 @@
 using Ddpm.Metrics.Evaluation;
 using Ddpm.Runs;
+using Ddpm.Tests.Sampling;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Tests.Metrics;
@@ -128,7 +129,7 @@ public class TrainerRunTests
             t.Evaluator = new TrainingEvaluator(t.Config, data, new[] { new EvalMetric("fd_pixels", new PixelStatsExtractor()) },
                 (model, diffusion, shape, seed, ct) =>
                 {
-                    using var r = AncestralSampler.Sample(diffusion, model, shape, new SamplerOptions { Seed = seed }, CPU, null, ct);
+                    using var r = TestSampling.Ancestral(diffusion, model, shape, new SampleOptions { Seed = seed }, CPU, null, ct);
                     return r.Samples.detach().clone();
                 });
         // The first grid (or evaluation) comes after step 2; cancel while it draws.

@@ -71,18 +71,15 @@ public static class EvalMetrics
     private static IFeatureExtractor OpenInception(string path, Device device) => InceptionFeatureExtractor.Load(path, InceptionFeatureExtractor.DefaultDims, device);
 
     /// <summary>The evaluation sampler: <see cref="TrainConfig.EvalSampler"/> over <see cref="TrainConfig.EvalSteps"/> steps (0: the sampler's default).</summary>
-    public static SamplerSettings Sampler(TrainConfig config) => new()
-    {
-        Kind = SamplerSettings.ParseKind(config.EvalSampler),
-        Steps = config.EvalSteps > 0 ? config.EvalSteps : null,
-    };
+    public static ISampler Sampler(TrainConfig config) =>
+        SamplerRegistry.Create(config.EvalSampler, o => o with { Steps = config.EvalSteps > 0 ? config.EvalSteps : null });
 
     private static TrainingEvaluator.Generator Generator(TrainConfig config, Device device)
     {
-        var settings = Sampler(config);
+        var sampler = Sampler(config);
         return (model, diffusion, shape, seed, ct) =>
         {
-            using var result = Sampling.Sampler.Sample(diffusion, model, shape, settings, new SamplerOptions { Seed = seed }, device, null, ct);
+            using var result = sampler.Sample(diffusion, model, shape, SamplingRun.Seeded(seed), device, null, ct);
             return result.Samples.detach().clone();
         };
     }

@@ -212,7 +212,7 @@ public sealed class CheckpointSource : ImageSource
         CheckBatchSize(batchSize);
         int total = _options.Count ?? 0;
         int per = Math.Max(1, _options.SampleBatchSize);
-        var generate = _options.Generate ?? ((p, n, seed, ct) => p.Sample(n, seed, n, true, null, ct));
+        var generate = _options.Generate ?? ((p, n, seed, ct) => p.Sample(n, seed, null, n, null, ct));
         int done = 0;
         for (int b = 0; done < total; b++)
         {
