@@ -50,11 +50,11 @@ public static class ClassifierChoice
     public static IFeatureExtractor Open(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
 }
 
-/// <summary>--sampler, --steps, --eta: how samples are drawn from checkpoints given to the evaluation commands.</summary>
+/// <summary>--sampler, --sample-steps, --eta: how samples are drawn from checkpoints given to the evaluation commands.</summary>
 public sealed class SamplerChoice
 {
     public Option<string> Kind { get; } = new("--sampler") { Description = "Sampler for checkpoints: ddpm (ancestral, all T steps: the paper's numbers), ddim or dpm-solver", DefaultValueFactory = _ => "ddpm" };
-    public Option<int?> Steps { get; } = new("--steps") { Description = "Denoising steps (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
+    public Option<int?> Steps { get; } = new("--sample-steps") { Description = "Denoising steps (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
     public Option<double?> Eta { get; } = new("--eta") { Description = "DDIM's eta (default 0)" };
 
     public void AddTo(Command cmd, EvaluationOptions eval)
@@ -62,6 +62,7 @@ public sealed class SamplerChoice
         cmd.Options.Add(Kind);
         cmd.Options.Add(Steps);
         cmd.Options.Add(Eta);
+        cmd.Options.Add(SettingOptions.Renamed("--steps", "--sample-steps", "the denoising steps; --steps is train's optimizer steps"));
         eval.Generate = parse =>
         {
             var settings = new SamplerSettings
@@ -70,7 +71,7 @@ public sealed class SamplerChoice
             };
             return (pipe, n, seed, ct) =>
             {
-                settings.Describe(pipe.Diffusion.Schedule); // checks --steps against T
+                settings.Describe(pipe.Diffusion.Schedule); // checks the steps against T
                 return pipe.Sample(n, seed, settings, new SamplerOptions(), n, null, ct);
             };
         };

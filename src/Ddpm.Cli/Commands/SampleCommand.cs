@@ -20,9 +20,9 @@ public static class SampleCommand
         var columns = new Option<int>("--columns") { Description = "Grid columns (0 = square)", DefaultValueFactory = _ => 0 };
         var noEma = new Option<bool>("--no-ema") { Description = "Use the raw weights instead of the EMA weights" };
         var sampler = new Option<string>("--sampler") { Description = "ddpm (ancestral), ddim or dpm-solver (DPM-Solver++ 2M)", DefaultValueFactory = _ => "ddpm" };
-        var steps = new Option<int?>("--steps") { Description = "Denoising steps, evenly spaced over T (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
-        var timesteps = new Option<string>("--timesteps") { Description = "Explicit 0-based timesteps to visit, comma-separated (e.g. 0,250,500,750,999); instead of --steps" };
-        var spacing = new Option<string>("--spacing") { Description = "How --steps are spread over T: even (in t; default for ddpm and ddim) or logsnr (even in log-SNR; default for dpm-solver)" };
+        var steps = new Option<int?>("--sample-steps") { Description = "Denoising steps, evenly spaced over T (default: T for ddpm, 50 for ddim, 20 for dpm-solver)" };
+        var timesteps = new Option<string>("--timestep-list") { Description = "Explicit 0-based timesteps to visit, comma-separated (e.g. 0,250,500,750,999); instead of --sample-steps" };
+        var spacing = new Option<string>("--spacing") { Description = "How --sample-steps are spread over T: even (in t; default for ddpm and ddim) or logsnr (even in log-SNR; default for dpm-solver)" };
         var eta = new Option<double?>("--eta") { Description = "DDIM's eta in [0, 1]: 0 deterministic (default), 1 the ancestral sampler's variance" };
         var threshold = SamplerCliOptions.Threshold();
         var dynamicMax = SamplerCliOptions.DynamicMax();
@@ -34,6 +34,8 @@ public static class SampleCommand
         {
             checkpoint, count, output, seed, batch, columns, noEma, sampler, steps, spacing, timesteps, eta, threshold, dynamicMax, noClip,
             noProgress, device, threads,
+            SettingOptions.Renamed("--steps", "--sample-steps", "the denoising steps; --steps is train's optimizer steps"),
+            SettingOptions.Renamed("--timesteps", "--timestep-list", "the explicit list; --timesteps is T elsewhere"),
         };
         cmd.SetAction(parse =>
         {

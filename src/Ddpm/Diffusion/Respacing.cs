@@ -17,7 +17,7 @@ public static class TimestepSelection
     {
         if (timesteps < 1) throw new DdpmException($"timesteps: T = {timesteps}, expected at least 1");
         if (count < 1 || count > timesteps)
-            throw new DdpmException($"--steps {count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
+            throw DdpmException.ForSetting("sample_steps", $"{count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
         if (count == 1) return new[] { timesteps - 1 };
         var result = new int[count];
         double stride = (timesteps - 1) / (double)(count - 1);
@@ -38,7 +38,7 @@ public static class TimestepSelection
         ArgumentNullException.ThrowIfNull(schedule);
         int total = schedule.Timesteps;
         if (count < 1 || count > total)
-            throw new DdpmException($"--steps {count}: the schedule has T = {total} timesteps, expected 1 to {total}");
+            throw DdpmException.ForSetting("sample_steps", $"{count}: the schedule has T = {total} timesteps, expected 1 to {total}");
         if (count == 1) return new[] { total - 1 };
         var lambda = schedule.AlphasCumprod.Select(HalfLogSnr).ToArray(); // decreasing in t
         double first = lambda[0], last = lambda[total - 1];
@@ -69,13 +69,13 @@ public static class TimestepSelection
     {
         ArgumentNullException.ThrowIfNull(timesteps);
         var list = timesteps.ToArray();
-        if (list.Length == 0) throw new DdpmException("--timesteps: the list is empty");
+        if (list.Length == 0) throw DdpmException.ForSetting("timestep_list", ": the list is empty");
         foreach (var t in list)
             if (t < 0 || t >= totalTimesteps)
-                throw new DdpmException($"--timesteps: {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
+                throw DdpmException.ForSetting("timestep_list", $": {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
         var sorted = list.Order().ToArray();
         for (int i = 1; i < sorted.Length; i++)
-            if (sorted[i] == sorted[i - 1]) throw new DdpmException($"--timesteps: {sorted[i]} appears more than once");
+            if (sorted[i] == sorted[i - 1]) throw DdpmException.ForSetting("timestep_list", $": {sorted[i]} appears more than once");
         return sorted;
     }
 
@@ -88,7 +88,7 @@ public static class TimestepSelection
         foreach (var p in parts)
         {
             if (!int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
-                throw new DdpmException($"--timesteps: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
+                throw DdpmException.ForSetting("timestep_list", $": '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
             values.Add(v);
         }
         return FromList(values, totalTimesteps);

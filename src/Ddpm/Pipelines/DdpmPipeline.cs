@@ -81,8 +81,8 @@ public sealed class DdpmPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(sampler);
         ArgumentNullException.ThrowIfNull(options);
-        if (count < 1) throw new DdpmException($"--count {count}: must be at least 1");
-        if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
+        if (count < 1) throw DdpmException.ForSetting("count", $"{count}: must be at least 1");
+        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
         int steps = sampler.ResolveTimesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
         int batches = (count + batchSize - 1) / batchSize;

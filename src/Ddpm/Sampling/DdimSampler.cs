@@ -105,7 +105,7 @@ public static class DdimSampler
     public static void CheckEta(double eta)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
-            throw new DdpmException($"--eta {eta.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
+            throw DdpmException.ForSetting("eta", $"{eta.ToString(System.Globalization.CultureInfo.InvariantCulture)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
     }
 
     /// <summary>

@@ -67,7 +67,7 @@ public sealed record SamplerSettings
     {
         "even" or "linear" or "uniform" => TimestepSpacing.Even,
         "logsnr" or "log-snr" => TimestepSpacing.LogSnr,
-        _ => throw new DdpmException($"--spacing {name}: expected even or logsnr"),
+        _ => throw DdpmException.ForSetting("spacing", $"{name}: expected even or logsnr"),
     };
 
     /// <summary>"ddpm", "ddim" or "dpm-solver" (also "dpmsolver", "dpm-solver++"), any case.</summary>
@@ -76,7 +76,7 @@ public sealed record SamplerSettings
         "ddpm" or "ancestral" => SamplerKind.Ddpm,
         "ddim" => SamplerKind.Ddim,
         "dpm-solver" or "dpmsolver" or "dpm-solver++" or "dpmsolver++" or "dpm" => SamplerKind.DpmSolver,
-        _ => throw new DdpmException($"--sampler {name}: expected ddpm, ddim or dpm-solver"),
+        _ => throw DdpmException.ForSetting("sampler", $"{name}: expected ddpm, ddim or dpm-solver"),
     };
 
     /// <summary>The command-line name of a sampler.</summary>
@@ -93,12 +93,12 @@ public sealed record SamplerSettings
         ArgumentNullException.ThrowIfNull(schedule);
         int timesteps = schedule.Timesteps;
         if (Eta != 0 && Kind != SamplerKind.Ddim)
-            throw new DdpmException($"--eta {Eta.ToString(CultureInfo.InvariantCulture)}: eta applies to --sampler ddim only");
+            throw DdpmException.ForSetting("eta", $"{Eta.ToString(CultureInfo.InvariantCulture)}: eta applies to sampler ddim only");
         if (Kind == SamplerKind.Ddim) DdimSampler.CheckEta(Eta);
         if (Timesteps is not null)
         {
-            if (Steps is not null) throw new DdpmException("--steps and --timesteps: give one or the other");
-            if (Spacing is not null) throw new DdpmException("--spacing and --timesteps: give one or the other");
+            if (Steps is not null) throw DdpmException.ForSetting("sample_steps", "and timestep_list: give one or the other");
+            if (Spacing is not null) throw DdpmException.ForSetting("spacing", "and timestep_list: give one or the other");
             return TimestepSelection.FromList(Timesteps, timesteps);
         }
         int steps = Steps ?? DefaultSteps(Kind, timesteps);

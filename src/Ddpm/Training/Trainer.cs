@@ -12,9 +12,20 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Training;
 
+/// <summary>What a run is doing when it reports progress.</summary>
+public enum TrainPhase
+{
+    /// <summary>Optimizer steps.</summary>
+    Train,
+    /// <summary>Drawing a sample grid.</summary>
+    Sample,
+    /// <summary>Drawing and scoring the evaluation samples.</summary>
+    Eval,
+}
+
 /// <summary>Where a run is, reported to the caller (the CLI draws the progress bar from it).</summary>
 public sealed record TrainProgress(
-    string Phase, long Step, long TotalSteps, double Loss, double LearningRate, double GradNorm,
+    TrainPhase Phase, long Step, long TotalSteps, double Loss, double LearningRate, double GradNorm,
     double ImagesPerSecond, TimeSpan Elapsed, TimeSpan? Eta, int SamplingStep = 0, int SamplingSteps = 0);
 
 /// <summary>How a run ended.</summary>
@@ -93,7 +104,7 @@ public sealed class Trainer : IDisposable
     {
         if (model.InChannels != data.Channels || model.ImageSize != data.Height || data.Height != data.Width)
             throw new DdpmException(
-                $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set --image-size/--channels");
+                $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set image_size and channels");
     }
 
     /// <summary>Starts a new run in <paramref name="runDir"/> (which must not hold a run already).</summary>
@@ -101,7 +112,7 @@ public sealed class Trainer : IDisposable
     {
         config.Validate();
         if (Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile)))
-            throw new DdpmException($"{runDir} already holds a run: resume it with --resume {runDir}, or choose another --run-dir");
+            throw new DdpmException($"{runDir} already holds a run: resume it, or choose another run folder");
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         try
@@ -131,7 +142,7 @@ public sealed class Trainer : IDisposable
         adjust?.Invoke(config);
         config.Validate();
         if (config.Steps < state.Step)
-            throw new DdpmException($"--steps {config.Steps}: the run already did {state.Step} steps");
+            throw DdpmException.ForSetting("steps", $"{config.Steps}: the run already did {state.Step} steps");
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         Trainer? trainer = null;
@@ -183,7 +194,7 @@ public sealed class Trainer : IDisposable
         _timesteps.Update(t, losses.detach());
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue))
-            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower --lr or keep --grad-clip on)");
+            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower learning_rate or keep grad_clip on)");
         loss.backward();
         double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
         double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), maxNorm);
@@ -267,7 +278,7 @@ public sealed class Trainer : IDisposable
             double elapsed = total.Elapsed.TotalSeconds;
             double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
             TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
-            progress?.Report(new TrainProgress("train", Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
+            progress?.Report(new TrainProgress(TrainPhase.Train, Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
 
             if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
             string? saved = null;
@@ -312,7 +323,7 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The evaluator used by <c>--eval-every</c>; created from the configuration on first use (see
+    /// The evaluator used by <c>eval_every</c>; created from the configuration on first use (see
     /// <see cref="EvalMetrics.Create"/>), or set beforehand to score with other feature extractors.
     /// </summary>
     public TrainingEvaluator? Evaluator { get; set; }
@@ -327,7 +338,7 @@ public sealed class Trainer : IDisposable
     private void EvaluateAndKeepBest(MetricsLog metrics, string? checkpoint, IProgress<TrainProgress>? progress, Stopwatch total, CancellationToken cancellationToken)
     {
         var report = progress is null ? null : new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("eval", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
+            new TrainProgress(TrainPhase.Eval, Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
         var values = Evaluate(report, cancellationToken);
         metrics.WriteEval(new EvalRecord(Step, Config.EvalCount, values));
         var metric = Evaluator!.PrimaryMetric;
@@ -342,7 +353,7 @@ public sealed class Trainer : IDisposable
     {
         if (progress is null) return null;
         return new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).ResolveTimesteps(Diffusion.Schedule).Length)));
+            new TrainProgress(TrainPhase.Sample, Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).ResolveTimesteps(Diffusion.Schedule).Length)));
     }
 
     public void Dispose()

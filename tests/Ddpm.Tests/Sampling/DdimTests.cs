@@ -88,7 +88,7 @@ public class DdimTests
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(10));
         using var model = Shrink();
         var e = Assert.Throws<DdpmException>(() => DdimSampler.Sample(d, model, new long[] { 1, 2 }, new[] { 0, 9 }, eta, new SamplerOptions()));
-        Assert.Contains("--eta", e.Message);
+        Assert.Equal("eta", e.Setting);
     }
 
     /// <summary>Inversion of the zero model is the exact inverse: x_T = sqrt(ab_last) x_0 at every step count.</summary>

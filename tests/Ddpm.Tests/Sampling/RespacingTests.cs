@@ -55,7 +55,7 @@ public class RespacingTests
     public void BadTimestepListsAreUserErrors(string list)
     {
         var e = Assert.Throws<DdpmException>(() => TimestepSelection.Parse(list, 12));
-        Assert.Contains("--timesteps", e.Message);
+        Assert.Equal("timestep_list", e.Setting);
     }
 
     [Fact]

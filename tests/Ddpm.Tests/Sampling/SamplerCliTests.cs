@@ -36,12 +36,12 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     private string Out(string name) => Path.Combine(_run.Dir, name);
 
     [Theory]
-    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), eta 0.5")]
-    [InlineData("dpm-solver", new[] { "--steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
+    [InlineData("ddim", new[] { "--sample-steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), eta 0.5")]
+    [InlineData("dpm-solver", new[] { "--sample-steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
     [InlineData("dpm-solver", new string[0], "dpm-solver, 12 of 12 steps (logsnr)")]
-    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even)")]
-    [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
-    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), eta 0")]
+    [InlineData("ddpm", new[] { "--sample-steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even)")]
+    [InlineData("ddpm", new[] { "--timestep-list", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
+    [InlineData("ddim", new[] { "--sample-steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), eta 0")]
     public void SampleWithEachSampler(string sampler, string[] extra, string description)
     {
         var grid = Out($"{sampler}-{Guid.NewGuid():N}.png");
@@ -58,7 +58,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
         string Sample(string seed)
         {
             var grid = Out($"ddim-{Guid.NewGuid():N}.png");
-            var (code, _, err) = Cli("sample", "-c", _run.Run, "-n", "2", "-o", grid, "--no-progress", "--sampler", "ddim", "--steps", "4", "--seed", seed);
+            var (code, _, err) = Cli("sample", "-c", _run.Run, "-n", "2", "-o", grid, "--no-progress", "--sampler", "ddim", "--sample-steps", "4", "--seed", seed);
             Assert.True(code == 0, err);
             return Convert.ToBase64String(File.ReadAllBytes(grid));
         }
@@ -70,7 +70,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     public void InterpolateWritesARowWhoseEndsAreTheSeedsSamples()
     {
         var grid = Out("interp.png");
-        var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid, "--no-progress");
+        var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--sample-steps", "6", "-o", grid, "--no-progress");
         Assert.True(code == 0, err);
         Assert.Contains("4 frames, ddim 6 of 12 steps", output);
         using (var png = ImageIO.LoadPng(grid))
@@ -98,21 +98,21 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     }
 
     [Theory]
-    [InlineData("sample", "--steps", "13")]
+    [InlineData("sample", "--sample-steps", "13")]
     [InlineData("sample", "--sampler", "ddim", "--eta", "-1")]
     [InlineData("sample", "--sampler", "ddim", "--eta", "2")]
     [InlineData("sample", "--eta", "0.5")]
     [InlineData("sample", "--sampler", "euler")]
-    [InlineData("sample", "--timesteps", "1,1")]
-    [InlineData("sample", "--timesteps", "0,12")]
-    [InlineData("sample", "--steps", "4", "--timesteps", "0,5")]
+    [InlineData("sample", "--timestep-list", "1,1")]
+    [InlineData("sample", "--timestep-list", "0,12")]
+    [InlineData("sample", "--sample-steps", "4", "--timestep-list", "0,5")]
     [InlineData("sample", "--spacing", "karras")]
     [InlineData("sample", "--threshold", "soft")]
     [InlineData("sample", "--threshold", "dynamic", "--no-clip")]
     [InlineData("sample", "--threshold", "dynamic", "--dynamic-max", "0.5")]
     [InlineData("interpolate", "--frames", "1")]
-    [InlineData("interpolate", "--steps", "0")]
-    [InlineData("interpolate", "--steps", "13")]
+    [InlineData("interpolate", "--sample-steps", "0")]
+    [InlineData("interpolate", "--sample-steps", "13")]
     [InlineData("interpolate", "-o", "row.jpg")]
     public void ImpossibleValuesAreOneLineErrors(params string[] args)
     {
