@@ -59,6 +59,7 @@ public static class TrainCommand
                 if (string.IsNullOrEmpty(c.Data)) c.Data = CommonOptions.BundledData;
                 CommonOptions.Setup(c.Device.ToString(), c.Threads);
                 var dir = parse.GetValue(output) ?? Path.Combine("runs", $"run-{DateTime.Now:yyyyMMdd-HHmmss}");
+                if (Trainer.HoldsRun(dir)) throw new DdpmException($"{dir} already holds a run: continue it with --resume {dir}, or choose another --output");
                 trainer = Trainer.Start(c, dir);
                 ctx.Out.WriteLine($"run folder: {dir}");
             }

@@ -107,11 +107,15 @@ public sealed class Trainer : IDisposable
                 $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set image_size and channels");
     }
 
+    /// <summary>Whether <paramref name="runDir"/> holds a run already (its checkpoints or its config.json).</summary>
+    public static bool HoldsRun(string runDir) =>
+        Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile));
+
     /// <summary>Starts a new run in <paramref name="runDir"/> (which must not hold a run already).</summary>
     public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null)
     {
         config.Validate();
-        if (Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile)))
+        if (HoldsRun(runDir))
             throw new DdpmException($"{runDir} already holds a run: resume it, or choose another run folder");
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);

@@ -77,7 +77,7 @@ public class SettingFlagsCliTests
         Assert.Equal(new[] { "train" }, visible.Where(x => x.Option.Name == "--steps").Select(x => x.Command));
         Assert.Equal(new[] { "diffuse", "schedule", "train" }, visible.Where(x => x.Option.Name == "--timesteps").Select(x => x.Command).Order());
         // Denoising steps are --sample-steps wherever samples are drawn.
-        Assert.Equal(new[] { "distance", "fid", "interpolate", "sample", "train" },
+        Assert.Equal(new[] { "distance", "fid", "interpolate", "sample", "stats", "train" },
             visible.Where(x => x.Option.Name == "--sample-steps").Select(x => x.Command).Order());
     }
 }
