@@ -34,6 +34,32 @@ public class SettingFlagsCliTests
         Assert.Contains("--run-dir", train.Options.Single(o => o.Name == "--output").Aliases);
     }
 
+    [Fact]
+    public void EveryKindOfSettingParsesFromItsFlagIntoTheTypedConfiguration()
+    {
+        var model = Path.Combine(TestUtil.TempDir(), "net.json");
+        File.WriteAllText(model, System.Text.Json.JsonSerializer.Serialize(TestUtil.TinyUNet(channels: 3), TrainConfig.Json));
+        var bindings = SettingOptions.ForTrainConfig();
+        var cmd = new Command("train");
+        foreach (var b in bindings) cmd.Options.Add(b.Option);
+        var parse = cmd.Parse(new[]
+        {
+            "--adam-beta1", "0.5", "--ema-inv-gamma", "2", "--ema-warmup", "false", "--variance", "fixed-small", "--device", "cuda:1",
+            "--eval-classifier", "fashion_mnist", "--lr", "0.01", "--model", model, "--timestep-sampler", "loss-aware", "--max-images", "7",
+        });
+        Assert.Empty(parse.Errors);
+        var c = new TrainConfig();
+        foreach (var b in bindings.Where(b => parse.GetResult(b.Option) is { Implicit: false })) b.Apply(c, parse);
+        Assert.Equal((0.5, 2.0, false, 0.01, 7), (c.AdamBeta1, c.EmaInvGamma, c.EmaWarmup, c.LearningRate, c.MaxImages));
+        Assert.Equal(Ddpm.Diffusion.VarianceType.FixedSmall, c.Variance);
+        Assert.Equal(Ddpm.Configuration.TimestepSamplerKind.Importance, c.TimestepSampler);
+        Assert.Equal(new Ddpm.Runtime.DeviceSpec(Ddpm.Runtime.DeviceKind.Cuda, 1), c.Device);
+        Assert.Equal(Ddpm.Configuration.EvalClassifierChoice.FashionMnist, c.EvalClassifier);
+        Assert.Equal(3, c.Model!.InChannels);
+        // A setting absent from the command line keeps the configuration's value.
+        Assert.Equal(new TrainConfig().Steps, c.Steps);
+    }
+
     [Theory]
     [InlineData("error: --ema-decay 2: must be in [0, 1)", "--ema-decay", "2")]
     [InlineData("error: --learning-rate -1: must be a positive number", "--lr", "-1")]
