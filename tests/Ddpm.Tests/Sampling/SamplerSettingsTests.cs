@@ -37,7 +37,8 @@ public class SamplerSettingsTests
         var settings = new SamplerSettings { Kind = kind, Steps = steps, Eta = eta, Timesteps = list?.Split(',').Select(int.Parse).ToArray() };
         var e = Assert.Throws<DdpmException>(() => settings.ResolveTimesteps(NoiseSchedule.Linear(1000)));
         Assert.DoesNotContain('\n', e.Message);
-        Assert.StartsWith("--", e.Message);
+        Assert.NotNull(e.Setting); // names the setting, which the CLI prints as its flag
+        Assert.StartsWith(e.Setting, e.Message);
         Assert.Throws<DdpmException>(() => SamplerSettings.ParseKind("euler"));
         Assert.Throws<DdpmException>(() => SamplerSettings.ParseSpacing("karras"));
     }
