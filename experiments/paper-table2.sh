@@ -27,12 +27,12 @@ train() { # name, extra options...
   local name=$1; shift
   if [ -f "$OUT/$name/checkpoints/latest" ]; then return; fi
   rm -rf "${OUT:?}/$name"
-  "${DDPM[@]}" train --data "$DATA" --steps "$STEPS" --timesteps "$T" --warmup "$WARMUP" --seed "$SEED" --sample-count 4 -o "$OUT/$name" \
+  "${DDPM[@]}" train --data "$DATA" --steps "$STEPS" --timesteps "$T" --warmup-steps "$WARMUP" --seed "$SEED" --sample-count 4 -o "$OUT/$name" \
     --checkpoint-every 0 "${COMMON[@]}" "$@" > "$OUT/$name.train.log"
 }
 
 score() { # run, json, sampler, steps, count
-  [ -f "$2" ] || "${DDPM[@]}" distance "$1" "$TEST" --classifier fashion-mnist --count "$5" --sampler "$3" --steps "$4" \
+  [ -f "$2" ] || "${DDPM[@]}" distance "$1" "$TEST" --classifier fashion-mnist --count "$5" --sampler "$3" --sample-steps "$4" \
     --seed "$SEED" -o "$2" "${COMMON[@]}" > "$2.log"
 }
 

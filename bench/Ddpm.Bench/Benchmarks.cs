@@ -43,7 +43,7 @@ public static class Benchmarks
         // 2. Training throughput at the default batch.
         var dataPath = FindBundledData();
         using var data = DatasetLoader.Load(dataPath, maxCount: 2048);
-        var config = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = o.Device, CheckpointEvery = 0 };
+        var config = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
         var (peer, peerWhy) = PeerBenchmark.Find(o.Peer, RepoRoot());
         var runDir = Path.Combine(Path.GetTempPath(), $"ddpm-bench-{Guid.NewGuid():N}");
         try
@@ -114,7 +114,7 @@ public static class Benchmarks
             }
 
             // 4. Memory soak: many small steps; live tensors and resident memory must stay flat.
-            var soak = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = o.Device, CheckpointEvery = 0 };
+            var soak = new TrainConfig { Data = dataPath, Preset = o.Preset, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
             if (o.SoakSteps > 0)
             using (var trainer = Trainer.Start(soak, runDir + "-soak", data))
             {

@@ -26,7 +26,10 @@ public static class CliApp
         return root;
     }
 
-    /// <summary>Runs the command line; user errors are one line on <paramref name="err"/> and exit code 1.</summary>
+    /// <summary>
+    /// Runs the command line; user errors are one line on <paramref name="err"/> and exit code 1. A library error
+    /// about a setting names the setting's key; it is printed with the setting's flag in its place.
+    /// </summary>
     public static int Run(string[] args, TextWriter output, TextWriter err)
     {
         var ctx = new CliContext(output, err);
@@ -51,8 +54,8 @@ public static class CliApp
         catch (Exception e)
         {
             var inner = e is AggregateException { InnerException: not null } a ? a.InnerException! : e;
-            if (inner is DdpmException)
-                err.WriteLine($"error: {OneLine(inner.Message)}");
+            if (inner is DdpmException ddpm)
+                err.WriteLine($"error: {OneLine(ddpm.MessageWithSetting(SettingOptions.Flag))}");
             else if (inner is OperationCanceledException)
                 err.WriteLine("error: interrupted");
             else

@@ -20,12 +20,12 @@ public static class ProgressView
             long lastSampleReport = -1;
             return body(new SyncProgress<TrainProgress>(p =>
             {
-                if (p.Phase == "train" && (p.Step % logEvery == 0 || p.Step == p.TotalSteps))
+                if (p.Phase == TrainPhase.Train && (p.Step % logEvery == 0 || p.Step == p.TotalSteps))
                     ctx.Out.WriteLine(Describe(p));
-                else if (p.Phase != "train" && p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps) != lastSampleReport)
+                else if (p.Phase != TrainPhase.Train && p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps) != lastSampleReport)
                 {
                     lastSampleReport = p.SamplingStep * 10L / Math.Max(1, p.SamplingSteps);
-                    ctx.Out.WriteLine(p.Phase == "eval"
+                    ctx.Out.WriteLine(p.Phase == TrainPhase.Eval
                         ? $"evaluating at step {p.Step}: {p.SamplingStep}/{p.SamplingSteps} samples"
                         : $"sampling the grid: step {p.SamplingStep}/{p.SamplingSteps}");
                 }
@@ -42,13 +42,13 @@ public static class ProgressView
                 ProgressTask? eval = null;
                 result = body(new SyncProgress<TrainProgress>(p =>
                 {
-                    if (p.Phase == "train")
+                    if (p.Phase == TrainPhase.Train)
                     {
                         train ??= live.AddTask("training", maxValue: p.TotalSteps);
                         train.Value = p.Step;
                         train.Description = Markup.Escape(Describe(p));
                     }
-                    else if (p.Phase == "eval")
+                    else if (p.Phase == TrainPhase.Eval)
                     {
                         if (eval is null || eval.IsFinished) eval = live.AddTask($"evaluating at step {p.Step}", maxValue: p.SamplingSteps);
                         eval.Value = p.SamplingStep;

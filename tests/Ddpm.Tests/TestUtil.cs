@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Data;
 using Ddpm.Models;
 using Ddpm.Runs;
@@ -109,7 +110,7 @@ public static class TestUtil
     public static TrainConfig TinyConfig(long steps = 4) => new()
     {
         Data = "synthetic", Model = TinyUNet(), Timesteps = 12, Steps = steps, BatchSize = 4, LearningRate = 1e-3,
-        WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = "cpu", Seed = 7,
+        WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = DeviceSpec.Cpu, Seed = 7,
     };
 
     /// <summary>

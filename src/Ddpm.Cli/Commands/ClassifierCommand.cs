@@ -39,7 +39,7 @@ public static class ClassifierCommand
         var maxImages = new Option<int?>("--max-images") { Description = "Read at most this many images of --data" };
         var epochs = new Option<int>("--epochs") { Description = $"Passes over the training images (default {d.Epochs})", DefaultValueFactory = _ => d.Epochs };
         var batch = new Option<int>("--batch-size") { Description = $"Batch size (default {d.BatchSize})", DefaultValueFactory = _ => d.BatchSize };
-        var lr = new Option<double>("--lr") { Description = $"Adam's peak learning rate, decayed to 0 by a half cosine (default {d.LearningRate.ToString(Inv)})", DefaultValueFactory = _ => d.LearningRate };
+        var lr = new Option<double>("--learning-rate", "--lr") { Description = $"Adam's peak learning rate, decayed to 0 by a half cosine (default {d.LearningRate.ToString(Inv)})", DefaultValueFactory = _ => d.LearningRate };
         var shift = new Option<int>("--max-shift") { Description = $"Random whole-pixel shifts up to this many pixels (default {d.MaxShift}; 0 = none)", DefaultValueFactory = _ => d.MaxShift };
         var seed = new Option<long>("--seed") { Description = "Seed of the weights, batch order, shifts and dropout (default 0)", DefaultValueFactory = _ => 0 };
         var device = CommonOptions.Device();
@@ -107,7 +107,7 @@ public static class ClassifierCommand
                     $"--output {outPath}", $"--name {dataset}",
                     parse.GetValue(classNames) is string c2 ? $"--class-names \"{c2}\"" : "",
                     parse.GetValue(maxImages) is int mi ? $"--max-images {mi}" : "",
-                    $"--epochs {options.Epochs}", $"--batch-size {options.BatchSize}", $"--lr {options.LearningRate.ToString("R", Inv)}",
+                    $"--epochs {options.Epochs}", $"--batch-size {options.BatchSize}", $"--learning-rate {options.LearningRate.ToString("R", Inv)}",
                     $"--max-shift {options.MaxShift}", $"--seed {options.Seed}", $"--threads {threadCount}",
                 }.Where(s => s.Length > 0));
 

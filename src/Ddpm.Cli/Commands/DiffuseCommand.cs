@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddpm.Configuration;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Figures;
@@ -19,9 +20,9 @@ public static class DiffuseCommand
         var checkpoint = new Option<string>("--checkpoint", "-c") { Description = "A trained run or checkpoint: also draws its reverse process, with its schedule" };
         var count = new Option<int>("--count", "-n") { Description = "Rows (images)", DefaultValueFactory = _ => 4 };
         var frames = new Option<int>("--frames") { Description = "Columns (timesteps shown)", DefaultValueFactory = _ => 11 };
-        var outDir = new Option<string>("--output-dir", "-o") { Description = "Folder for forward.png and reverse.png", DefaultValueFactory = _ => "." };
+        var outDir = new Option<string>("--output", "-o", "--output-dir") { Description = "Folder for forward.png and reverse.png", DefaultValueFactory = _ => "." };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the noise" };
-        var schedule = new Option<string>("--schedule") { Description = "Schedule when no checkpoint is given: linear or cosine", DefaultValueFactory = _ => "linear" };
+        var schedule = new Option<string>("--schedule") { Description = "Schedule when no checkpoint is given: linear, cosine or sigmoid", DefaultValueFactory = _ => "linear" };
         var timesteps = new Option<int>("--timesteps") { Description = "T when no checkpoint is given", DefaultValueFactory = _ => 1000 };
         var noProgress = CommonOptions.NoProgress();
         var device = CommonOptions.Device();
@@ -38,7 +39,7 @@ public static class DiffuseCommand
             var dir = parse.GetValue(outDir)!;
             var ckpt = parse.GetValue(checkpoint);
             using var pipe = ckpt is null ? null : DdpmPipeline.Load(ckpt, dev);
-            var config = pipe?.Config ?? new TrainConfig { Schedule = parse.GetValue(schedule)!, Timesteps = parse.GetValue(timesteps) };
+            var config = pipe?.Config ?? new TrainConfig { Schedule = SettingNames.Schedule.Parse(parse.GetValue(schedule)), Timesteps = parse.GetValue(timesteps) };
             // Default images: the checkpoint's own training data when it is still there, else the bundled digits.
             var trained = pipe?.Config.Data;
             var dataPath = parse.GetValue(data)

@@ -13,10 +13,10 @@ public sealed class SamplerCliOptions
 {
     public Option<string> Sampler { get; }
     public Option<int?> Steps { get; }
-    public Option<string> Timesteps { get; } = new("--timesteps") { Description = "Explicit 0-based timesteps to visit, comma-separated (e.g. 0,250,500,750,999); instead of --steps" };
+    public Option<string> Timesteps { get; } = new("--timestep-list") { Description = "Explicit 0-based timesteps to visit, comma-separated (e.g. 0,250,500,750,999); instead of --sample-steps" };
     public Option<string> Spacing { get; } = new("--spacing")
     {
-        Description = "How --steps are spread over T: even (in t; default for ddpm and ddim), logsnr (even in log-SNR; default for dpm-solver), " +
+        Description = "How --sample-steps are spread over T: even (in t; default for ddpm and ddim), logsnr (even in log-SNR; default for dpm-solver), " +
             "linspace, leading or trailing (diffusers' definitions) or karras (Karras et al.'s sigmas, rho 7)",
     };
     public Option<string> Threshold { get; } = new("--threshold")
@@ -61,7 +61,7 @@ public sealed class SamplerCliOptions
             Description = samplerHelp ?? $"The sampler: {string.Join(", ", SamplerRegistry.Names.Select(n => $"{n} ({SamplerRegistry.Description(n)})"))}",
             DefaultValueFactory = _ => defaultSampler,
         };
-        Steps = new Option<int?>("--steps")
+        Steps = new Option<int?>("--sample-steps")
         {
             Description = $"Denoising steps, spread over T as --spacing says (default: T for ddpm, {DdimSampler.DefaultSteps} for ddim, {DpmSolverSampler.DefaultSteps} for dpm-solver)",
         };
@@ -75,6 +75,9 @@ public sealed class SamplerCliOptions
     public void AddTo(Command cmd)
     {
         foreach (var o in All) cmd.Options.Add(o);
+        // The names these had before: each now means one thing in every command (steps: train's optimiser steps; timesteps: T).
+        cmd.Options.Add(SettingOptions.Renamed("--steps", "--sample-steps", "the denoising steps; --steps is train's optimizer steps"));
+        cmd.Options.Add(SettingOptions.Renamed("--timesteps", "--timestep-list", "the explicit list; --timesteps is T elsewhere"));
     }
 
     /// <summary>
@@ -99,8 +102,8 @@ public sealed class SamplerCliOptions
             throw new DdpmException($"--dynamic-quantile {Num(options.DynamicThresholdQuantile)}: expected a value in (0, 1]");
         if (!(options.DynamicThresholdMax >= 1))
             throw new DdpmException($"--dynamic-max {Num(options.DynamicThresholdMax)}: expected a value >= 1");
-        if (options.Timesteps is not null && options.Steps is not null) throw new DdpmException("--steps and --timesteps: give one or the other");
-        if (options.Timesteps is not null && options.Spacing is not null) throw new DdpmException("--spacing and --timesteps: give one or the other");
+        if (options.Timesteps is not null && options.Steps is not null) throw new DdpmException("--sample-steps and --timestep-list: give one or the other");
+        if (options.Timesteps is not null && options.Spacing is not null) throw new DdpmException("--spacing and --timestep-list: give one or the other");
 
         double? eta = parse.GetValue(Eta);
         string? ddimFinal = parse.GetValue(DdimFinal), dpmFinal = parse.GetValue(DpmFinal);
@@ -137,8 +140,8 @@ public sealed class SamplerCliOptions
     // The library's errors name the setting ("steps 13: ..."); the CLI's name the flag that set it.
     private static readonly (string Setting, string Flag)[] Flags =
     {
-        ("sampler: steps and timesteps", "--steps and --timesteps"), ("sampler: spacing and timesteps", "--spacing and --timesteps"),
-        ("steps ", "--steps "), ("timesteps:", "--timesteps:"), ("spacing ", "--spacing "), ("sampler ", "--sampler "),
+        ("sampler: steps and timesteps", "--sample-steps and --timestep-list"), ("sampler: spacing and timesteps", "--spacing and --timestep-list"),
+        ("steps ", "--sample-steps "), ("timesteps:", "--timestep-list:"), ("spacing ", "--spacing "), ("sampler ", "--sampler "),
         ("threshold ", "--threshold "), ("ddim: eta ", "--eta "),
     };
 
@@ -171,10 +174,10 @@ public sealed class SamplerCliOptions
         foreach (var p in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             if (!int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
-                throw new DdpmException($"--timesteps: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
+                throw new DdpmException($"--timestep-list: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
             values.Add(v);
         }
-        if (values.Count == 0) throw new DdpmException("--timesteps: the list is empty");
+        if (values.Count == 0) throw new DdpmException("--timestep-list: the list is empty");
         return values.ToArray();
     }
 

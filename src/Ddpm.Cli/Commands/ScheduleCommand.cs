@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddpm.Configuration;
 using Ddpm.Diffusion;
 using Ddpm.Runs;
 using Ddpm.Training;
@@ -22,13 +23,14 @@ public static class ScheduleCommand
         cmd.SetAction(parse =>
         {
             // The cosine and sigmoid schedules have no betas to set: a given --beta-start/--beta-end would be ignored silently.
-            bool linear = DiffusionFactory.ParseSchedule(parse.GetValue(schedule)!) == ScheduleKind.Linear;
+            var kind = SettingNames.Schedule.Parse(parse.GetValue(schedule));
+            bool linear = kind == ScheduleKind.Linear;
             foreach (var option in new[] { betaStart, betaEnd })
                 if (!linear && parse.GetResult(option) is { Implicit: false })
                     throw new DdpmException($"{option.Name} {parse.GetValue(option).ToString(System.Globalization.CultureInfo.InvariantCulture)}: applies to --schedule linear only");
             var config = new TrainConfig
             {
-                Schedule = parse.GetValue(schedule)!, Timesteps = parse.GetValue(timesteps),
+                Schedule = kind, Timesteps = parse.GetValue(timesteps),
                 BetaStart = parse.GetValue(betaStart), BetaEnd = parse.GetValue(betaEnd),
             };
             var s = DiffusionFactory.Schedule(config);

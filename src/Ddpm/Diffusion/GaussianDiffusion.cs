@@ -62,10 +62,7 @@ public sealed partial class GaussianDiffusion : IDisposable
         if (!Enum.IsDefined(prediction)) throw new DdpmException($"prediction {prediction}: expected Epsilon, StartX, Velocity or Mean");
         if (!Enum.IsDefined(loss)) throw new DdpmException($"loss {loss}: expected Simple, Vlb or Hybrid");
         if (!double.IsFinite(vlbWeight) || vlbWeight < 0) throw new DdpmException($"vlb weight {vlbWeight}: must be finite and >= 0");
-        if (LearnsVariance && loss == LossType.Simple)
-            throw new DdpmException($"variance {varianceType} is learned, which L_simple cannot do: use the hybrid or vlb loss");
-        if (!LearnsVariance && loss == LossType.Hybrid)
-            throw new DdpmException($"the hybrid loss trains only a learned variance, but the variance is {varianceType}: use learned or learned-range");
+        CheckVarianceAndLoss(varianceType, loss);
         int n = schedule.Timesteps;
         switch (varianceType)
         {
@@ -100,10 +97,32 @@ public sealed partial class GaussianDiffusion : IDisposable
     public int Timesteps => Schedule.Timesteps;
 
     /// <summary>Whether the model outputs the variance too (Learned or LearnedRange): it then has twice the data's channels.</summary>
-    public bool LearnsVariance => VarianceType is VarianceType.Learned or VarianceType.LearnedRange;
+    public bool LearnsVariance => IsLearned(VarianceType);
+
+    /// <summary>Whether <paramref name="variance"/> is learned (Learned or LearnedRange): the model's second C output channels.</summary>
+    public static bool IsLearned(VarianceType variance) => variance is VarianceType.Learned or VarianceType.LearnedRange;
 
     /// <summary>The model's output channels for data with <paramref name="dataChannels"/> channels: doubled when the variance is learned.</summary>
-    public int ModelOutputChannels(int dataChannels) => LearnsVariance ? 2 * dataChannels : dataChannels;
+    public int ModelOutputChannels(int dataChannels) => ModelOutputChannels(VarianceType, dataChannels);
+
+    /// <summary>The output channels a model needs under <paramref name="variance"/>: twice <paramref name="dataChannels"/> when it is learned.</summary>
+    public static int ModelOutputChannels(VarianceType variance, int dataChannels) => IsLearned(variance) ? 2 * dataChannels : dataChannels;
+
+    /// <summary>
+    /// The one check of the variance against the loss: a learned variance needs the vlb or hybrid loss (L_simple does
+    /// not train it), and the hybrid loss needs a learned variance (its L_vlb term trains only the variance).
+    /// </summary>
+    public static void CheckVarianceAndLoss(VarianceType variance, LossType loss)
+    {
+        if (IsLearned(variance) && loss == LossType.Simple)
+            throw DdpmException.ForSetting("variance", $"{Spell(variance)}: a learned variance needs loss hybrid or vlb (L_simple cannot train it)");
+        if (!IsLearned(variance) && loss == LossType.Hybrid)
+            throw DdpmException.ForSetting("loss", $"hybrid: trains only a learned variance, but variance is {Spell(variance)}: use variance learned-range or learned (or loss simple)");
+    }
+
+    /// <summary>fixed-large for FixedLarge: an enum name as the settings spell it.</summary>
+    private static string Spell(Enum value) =>
+        string.Concat(value.ToString().Select((ch, i) => char.IsUpper(ch) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(ch) : ch.ToString()));
 
     /// <summary>
     /// The reverse-process variance sigma_t^2 per timestep (float64), as chosen by <see cref="VarianceType"/>.

@@ -151,7 +151,7 @@ public static class TimestepSelection
     }
 
     private static DdpmException StepsOutOfRange(int count, int timesteps) =>
-        new($"steps {count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
+        DdpmException.ForSetting("sample_steps", $"{count}: the schedule has T = {timesteps} timesteps, expected 1 to {timesteps}");
 
     private static int[] Distinct(int[] ascending, string spacing)
     {
@@ -171,13 +171,13 @@ public static class TimestepSelection
     {
         ArgumentNullException.ThrowIfNull(timesteps);
         var list = timesteps.ToArray();
-        if (list.Length == 0) throw new DdpmException("timesteps: the list is empty");
+        if (list.Length == 0) throw DdpmException.ForSetting("timestep_list", ": the list is empty");
         foreach (var t in list)
             if (t < 0 || t >= totalTimesteps)
-                throw new DdpmException($"timesteps: {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
+                throw DdpmException.ForSetting("timestep_list", $": {t} is outside 0..{totalTimesteps - 1} (the schedule has T = {totalTimesteps})");
         var sorted = list.Order().ToArray();
         for (int i = 1; i < sorted.Length; i++)
-            if (sorted[i] == sorted[i - 1]) throw new DdpmException($"timesteps: {sorted[i]} appears more than once");
+            if (sorted[i] == sorted[i - 1]) throw DdpmException.ForSetting("timestep_list", $": {sorted[i]} appears more than once");
         return sorted;
     }
 
@@ -190,7 +190,7 @@ public static class TimestepSelection
         foreach (var p in parts)
         {
             if (!int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v))
-                throw new DdpmException($"timesteps: '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
+                throw DdpmException.ForSetting("timestep_list", $": '{p}' is not an integer (expected a comma-separated list such as 0,500,999)");
             values.Add(v);
         }
         return FromList(values, totalTimesteps);

@@ -13,7 +13,7 @@ public static class DiffusionFigures
     /// <summary>The timesteps shown in a figure of <paramref name="frames"/> columns: 0 and T-1 and evenly spaced between.</summary>
     public static int[] FrameTimesteps(int timesteps, int frames)
     {
-        if (frames < 2) throw new DdpmException($"--frames {frames}: must be at least 2");
+        if (frames < 2) throw DdpmException.ForSetting("frames", $"{frames}: must be at least 2");
         return Enumerable.Range(0, frames)
             .Select(i => (int)Math.Round(i * (timesteps - 1) / (double)(frames - 1)))
             .Distinct().ToArray();

@@ -81,8 +81,8 @@ public sealed class DdpmPipeline : IDisposable
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
         sampler ??= new AncestralSampler();
-        if (count < 1) throw new DdpmException($"count {count}: must be at least 1");
-        if (batchSize < 1) throw new DdpmException($"batch size {batchSize}: must be at least 1");
+        if (count < 1) throw DdpmException.ForSetting("count", $"{count}: must be at least 1");
+        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
         int steps = sampler.Timesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
         int batches = (count + batchSize - 1) / batchSize;

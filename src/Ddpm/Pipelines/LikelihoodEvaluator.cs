@@ -78,17 +78,17 @@ public static class LikelihoodEvaluator
     public static ImageDataset LoadData(DdpmPipeline pipeline, string? data, int count)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        if (count < 1) throw new DdpmException($"--count {count}: must be at least 1");
+        if (count < 1) throw DdpmException.ForSetting("count", $"{count}: must be at least 1");
         var path = string.IsNullOrWhiteSpace(data) ? pipeline.Config.Data : data;
         if (string.IsNullOrWhiteSpace(path))
-            throw new DdpmException($"{pipeline.CheckpointDir}: the run's configuration names no training data; give --data");
+            throw new DdpmException($"{pipeline.CheckpointDir}: the run's configuration names no training data; give the data to evaluate");
         var shape = pipeline.ImageShape(count);
         var set = DatasetLoader.Load(path, (int)shape[2], (int)shape[1], count);
         if (set.Count < count)
         {
             var have = set.Count;
             set.Dispose();
-            throw new DdpmException($"--count {count}: {path} holds only {have} images");
+            throw DdpmException.ForSetting("count", $"{count}: {path} holds only {have} images");
         }
         return set;
     }
@@ -148,7 +148,7 @@ public static class LikelihoodEvaluator
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() < 2 || images.shape[0] < 1) throw new DdpmException("nll: no images to evaluate");
-        if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
+        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
         int n = checked((int)images.shape[0]);
         int steps = diffusion.Timesteps;
         int batches = (n + batchSize - 1) / batchSize;

@@ -1,94 +1,146 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Ddpm.Configuration;
+using Ddpm.Diffusion;
 using Ddpm.Models;
+using Ddpm.Runtime;
 
 namespace Ddpm.Runs;
 
 /// <summary>
-/// Every setting of a training run. The resolved copy is written to the run folder as config.json, so a run
-/// can be resumed, sampled from or reproduced from its folder alone.
+/// Every setting of a training run, each declared once with <see cref="SettingAttribute"/>: its JSON key (snake_case
+/// of the property), its help text, and so its command-line option. The resolved copy is written to the run folder
+/// as config.json, so a run can be resumed, sampled from or reproduced from its folder alone. Names are parsed into
+/// typed values where the object is built (JSON or a front end), so a wrong name fails there, once.
 /// </summary>
 public sealed class TrainConfig
 {
     // Data
-    /// <summary>IDX file (raw or .gz) or image folder.</summary>
+    [Setting("Training data: an IDX file (raw or .gz) or a folder of PNG/JPEG images")]
     public string Data { get; set; } = "";
+    [Setting("Resize images to this size (default: the data's)")]
     public int? ImageSize { get; set; }
+    [Setting("1 (grey) or 3 (RGB) (default: the data's)")]
     public int? Channels { get; set; }
+    [Setting("Use at most this many images")]
     public int? MaxImages { get; set; }
+    [Setting("Random horizontal flips")]
     public bool RandomFlip { get; set; }
 
     // Model
+    [Setting("Network preset (see ddpm info)")]
     public string Preset { get; set; } = Presets.Default;
     /// <summary>The resolved network; filled from <see cref="Preset"/> when null.</summary>
+    [Setting("The network itself, as a JSON file holding a run's \"model\" object (default: built from preset)")]
     public UNetConfig? Model { get; set; }
+    [Setting("Dropout of the residual blocks (default: the preset's)")]
     public double? Dropout { get; set; }
 
     // Diffusion
-    public string Schedule { get; set; } = "linear";
+    [Setting("Noise schedule: linear, cosine or sigmoid")]
+    public ScheduleKind Schedule { get; set; } = ScheduleKind.Linear;
+    [Setting("Diffusion steps T")]
     public int Timesteps { get; set; } = 1000;
+    [Setting("Linear schedule's first beta")]
     public double BetaStart { get; set; } = 1e-4;
+    [Setting("Linear schedule's last beta")]
     public double BetaEnd { get; set; } = 0.02;
-    public string Variance { get; set; } = "fixedlarge";
+    [Setting("Reverse-process variance: fixedlarge, fixedsmall, learned or learned-range")]
+    public VarianceType Variance { get; set; } = VarianceType.FixedLarge;
     /// <summary>What the network predicts: eps, x0, v or mu.</summary>
-    public string Prediction { get; set; } = "eps";
+    [Setting("What the network predicts: eps, x0, v or mu")]
+    public PredictionType Prediction { get; set; } = PredictionType.Epsilon;
     /// <summary>Training loss: simple (L_simple), vlb (the true bound) or hybrid (L_simple + VlbWeight L_vlb).</summary>
-    public string Loss { get; set; } = "simple";
+    [Setting("Training loss: simple, vlb or hybrid (simple + vlb_weight x vlb)")]
+    public LossType Loss { get; set; } = LossType.Simple;
     /// <summary>lambda of the hybrid loss.</summary>
-    public double VlbWeight { get; set; } = Ddpm.Diffusion.GaussianDiffusion.DefaultVlbWeight;
+    [Setting("lambda of the hybrid loss")]
+    public double VlbWeight { get; set; } = GaussianDiffusion.DefaultVlbWeight;
     /// <summary>How t is drawn: uniform, or importance (loss-aware, with loss weights 1 / (T p_t)).</summary>
-    public string TimestepSampler { get; set; } = "uniform";
+    [Setting("How t is drawn: uniform or importance (loss-aware)")]
+    public TimestepSamplerKind TimestepSampler { get; set; } = TimestepSamplerKind.Uniform;
     /// <summary>The recipe the settings started from (ho2020 or improved), for the record; null when none.</summary>
+    [Setting("Start from a paper's diffusion settings: ho2020 (eps, fixedlarge, linear, simple) or improved (cosine, learned-range, hybrid); other settings given override it")]
     public string? Recipe { get; set; }
 
     // Optimisation
+    [Setting("Batch size")]
     public int BatchSize { get; set; } = 64;
+    [Setting("Optimizer steps; when resuming, the new total", Resumable = true)]
     public long Steps { get; set; } = 1100;
+    [Setting("Adam learning rate")]
     public double LearningRate { get; set; } = 1e-3;
+    [Setting("Adam beta1")]
     public double AdamBeta1 { get; set; } = 0.9;
+    [Setting("Adam beta2")]
     public double AdamBeta2 { get; set; } = 0.999;
+    [Setting("Adam epsilon")]
     public double AdamEps { get; set; } = 1e-8;
+    [Setting("Linear learning-rate warm-up steps")]
     public long WarmupSteps { get; set; } = 100;
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
+    [Setting("Global gradient-norm clip, 0 = off")]
     public double GradClip { get; set; } = 1.0;
+    [Setting("EMA decay (the cap, with warm-up)")]
     public double EmaDecay { get; set; } = 0.9999;
     /// <summary>EMA warm-up: decay = 1 - (1 + step / EmaInvGamma)^(-EmaPower), capped at <see cref="EmaDecay"/>.</summary>
+    [Setting("EMA warm-up: decay = 1 - (1 + step / ema_inv_gamma)^(-ema_power), capped at ema_decay; false = the fixed decay from the first step")]
     public bool EmaWarmup { get; set; } = true;
+    [Setting("EMA warm-up power")]
     public double EmaPower { get; set; } = 0.75;
+    [Setting("EMA warm-up inverse gamma")]
     public double EmaInvGamma { get; set; } = 1.0;
+    [Setting("Seed of everything random")]
     public long Seed { get; set; }
 
     // Outputs
+    [Setting("Metrics line every N steps", Resumable = true)]
     public long LogEvery { get; set; } = 10;
     /// <summary>Sample grid from the EMA weights every N steps (0 = only at the end).</summary>
+    [Setting("Sample grid from the EMA weights every N steps, 0 = only at the end", Resumable = true)]
     public long SampleEvery { get; set; }
+    [Setting("Images in each sample grid", Resumable = true)]
     public int SampleCount { get; set; } = 64;
     /// <summary>Sampler of the grids: ddpm (ancestral, the paper's), ddim or dpm-solver.</summary>
+    [Setting("Sampler of the grids: ddpm (all T steps), ddim or dpm-solver", Resumable = true)]
     public string SampleSampler { get; set; } = "ddpm";
     /// <summary>Steps of the grid sampler (0 = its default: all T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
+    [Setting("Steps of the grid sampler, 0 = its default (T for ddpm, 50 for ddim, 20 for dpm-solver)", Resumable = true)]
     public int SampleSteps { get; set; }
     /// <summary>Checkpoint every N steps (0 = only at the end and on interruption).</summary>
+    [Setting("Checkpoint every N steps, 0 = only at the end", Resumable = true)]
     public long CheckpointEvery { get; set; } = 250;
+    [Setting("Checkpoints kept", Resumable = true)]
     public int KeepCheckpoints { get; set; } = 2;
 
     // Evaluation while training (not part of the numerics)
     /// <summary>Score the EMA model every N steps (0 = never) and keep the best checkpoint in checkpoints/best.</summary>
+    [Setting("Score the EMA model every N steps (and at the end) and keep the best checkpoint in checkpoints/best, 0 = never", Resumable = true)]
     public long EvalEvery { get; set; }
     /// <summary>Samples drawn per evaluation.</summary>
+    [Setting("Samples per evaluation", Resumable = true)]
     public int EvalCount { get; set; } = 500;
     /// <summary>Training images the samples are compared with (the first N); at least twice EvalCount for the floor.</summary>
+    [Setting("Training images the samples are compared with, at least 2x eval_count", Resumable = true)]
     public int EvalRealCount { get; set; } = 5000;
-    /// <summary>Offline classifier: "auto" (fashion-mnist when the data path names it, mnist for other grey data, none for RGB), "mnist", "fashion-mnist", "none" or a weights file.</summary>
-    public string EvalClassifier { get; set; } = "auto";
+    /// <summary>Offline classifier; see <see cref="EvalClassifierChoice.Resolve"/> for auto's rule.</summary>
+    [Setting("Offline distance: auto (fashion-mnist when the data path contains 'fashion', mnist for other grey data, none for RGB), mnist, fashion-mnist, none, or a classifier weights file", Resumable = true)]
+    public EvalClassifierChoice EvalClassifier { get; set; } = EvalClassifierChoice.Auto;
     /// <summary>FID Inception weights; FID is computed too when given.</summary>
+    [Setting("FID Inception weights (pt_inception-2015-12-05-6726825d.pth); FID is evaluated too when given", Resumable = true)]
     public string? InceptionWeights { get; set; }
     /// <summary>Sampler for the evaluation samples: ddpm, ddim or dpm-solver.</summary>
+    [Setting("Sampler of the evaluation samples: ddpm, ddim or dpm-solver", Resumable = true)]
     public string EvalSampler { get; set; } = "dpm-solver";
     /// <summary>Sampling steps of the evaluation sampler (0 = the sampler's default: T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
+    [Setting("Steps of the evaluation sampler, 0 = its default (20 for dpm-solver)", Resumable = true)]
     public int EvalSteps { get; set; }
 
     // Runtime (not part of the numerics)
-    public string Device { get; set; } = "auto";
+    [Setting("cpu, cuda, cuda:N or auto (CUDA when TorchSharp sees it)", Resumable = true)]
+    public DeviceSpec Device { get; set; } = DeviceSpec.Auto;
+    [Setting("Intra-op threads for libtorch, 0 = all cores", Resumable = true)]
     public int Threads { get; set; }
 
     public static readonly JsonSerializerOptions Json = new()
@@ -99,7 +151,20 @@ public sealed class TrainConfig
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        Converters =
+        {
+            new EnumNameConverter<ScheduleKind>(SettingNames.Schedule),
+            new EnumNameConverter<VarianceType>(SettingNames.Variance),
+            new EnumNameConverter<PredictionType>(SettingNames.Prediction),
+            new EnumNameConverter<LossType>(SettingNames.Loss),
+            new EnumNameConverter<TimestepSamplerKind>(SettingNames.TimestepSampler),
+            new TextValueConverter<DeviceSpec>(DeviceSpec.Parse),
+            new TextValueConverter<EvalClassifierChoice>(EvalClassifierChoice.Parse),
+        },
     };
+
+    /// <summary>The declared settings, in declaration order (keys as in config.json).</summary>
+    public static IReadOnlyList<SettingInfo> Settings { get; } = SettingTable.Of<TrainConfig>(JsonNamingPolicy.SnakeCaseLower);
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
@@ -114,6 +179,10 @@ public sealed class TrainConfig
         {
             throw new DdpmException($"{source}: invalid configuration JSON: {e.Message}", e);
         }
+        catch (DdpmException e) when (e.Setting is not null)
+        {
+            throw DdpmException.ForSetting(e.Setting, $"{e.Problem} (in {source})");
+        }
     }
 
     public static TrainConfig Load(string path)
@@ -124,7 +193,37 @@ public sealed class TrainConfig
 
     public TrainConfig Clone() => FromJson(ToJson(), "clone");
 
-    private static void CheckSamplerName(string name, string option)
+    /// <summary>
+    /// A setting's value from text as a front end receives it: numbers and booleans in the invariant culture, names
+    /// through the same spellings config.json is read with, and the model from a JSON file of that path.
+    /// </summary>
+    public static object? ParseSetting(SettingInfo setting, string text)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        var type = setting.ValueType;
+        if (type == typeof(string)) return text;
+        if (type == typeof(UNetConfig))
+        {
+            if (!File.Exists(text)) throw DdpmException.ForSetting(setting.Key, $"{text}: file not found");
+            return Deserialize(File.ReadAllText(text), type, setting.Key, text);
+        }
+        bool quoted = type != typeof(int) && type != typeof(long) && type != typeof(double) && type != typeof(bool);
+        return Deserialize(quoted ? JsonSerializer.Serialize(text) : text.Trim(), type, setting.Key, text);
+    }
+
+    private static object? Deserialize(string json, Type type, string key, string text)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, type, Json);
+        }
+        catch (JsonException)
+        {
+            throw DdpmException.ForSetting(key, $"{text}: expected {(type == typeof(bool) ? "true or false" : type == typeof(double) ? "a number" : type.IsPrimitive ? "an integer" : "a " + type.Name)}");
+        }
+    }
+
+    private static void CheckSamplerName(string name, string setting)
     {
         try
         {
@@ -132,52 +231,58 @@ public sealed class TrainConfig
         }
         catch (DdpmException)
         {
-            throw new DdpmException($"{option} {name}: expected {Sampling.SamplerRegistry.NameList}");
+            throw DdpmException.ForSetting(setting, $"{name}: expected {Sampling.SamplerRegistry.NameList}");
         }
     }
 
-    /// <summary>Rejects impossible settings with a one-line message naming the option.</summary>
+    /// <summary>Rejects impossible values and combinations with a one-line message naming the setting.</summary>
     public void Validate()
     {
-        static void Check(bool ok, string message)
+        static void Check(bool ok, string setting, string problem)
         {
-            if (!ok) throw new DdpmException(message);
+            if (!ok) throw DdpmException.ForSetting(setting, problem);
         }
-        Check(!string.IsNullOrWhiteSpace(Data), "--data: no training data given");
-        Check(BatchSize >= 1, $"--batch-size {BatchSize}: must be at least 1");
-        Check(Steps >= 1, $"--steps {Steps}: must be at least 1");
-        Check(Timesteps >= 1 && Timesteps <= 100_000, $"--timesteps {Timesteps}: must be between 1 and 100000");
-        Check(LearningRate > 0 && double.IsFinite(LearningRate), $"--lr {LearningRate}: must be a positive number");
-        Check(AdamEps > 0, $"--adam-eps {AdamEps}: must be positive");
-        Check(AdamBeta1 is >= 0 and < 1 && AdamBeta2 is >= 0 and < 1, "--adam-beta1/--adam-beta2: must be in [0, 1)");
-        Check(WarmupSteps >= 0, $"--warmup {WarmupSteps}: must not be negative");
-        Check(GradClip >= 0 && double.IsFinite(GradClip), $"--grad-clip {GradClip}: must be 0 (off) or positive");
-        Check(EmaDecay is >= 0 and < 1, $"--ema-decay {EmaDecay}: must be in [0, 1)");
-        Check(EmaPower > 0 && EmaInvGamma > 0, "--ema-power/--ema-inv-gamma: must be positive");
-        Check(LogEvery >= 1, $"--log-every {LogEvery}: must be at least 1");
-        Check(SampleEvery >= 0, $"--sample-every {SampleEvery}: must not be negative");
-        Check(SampleSteps >= 0 && SampleSteps <= Timesteps, $"--sample-steps {SampleSteps}: must be between 0 (the sampler's default) and --timesteps {Timesteps}");
-        CheckSamplerName(SampleSampler, "--sample-sampler");
-        Check(SampleCount is >= 1 and <= 4096, $"--sample-count {SampleCount}: must be between 1 and 4096");
-        Check(CheckpointEvery >= 0, $"--checkpoint-every {CheckpointEvery}: must not be negative");
-        Check(KeepCheckpoints >= 1, $"--keep-checkpoints {KeepCheckpoints}: must be at least 1");
-        Check(Dropout is null or (>= 0 and < 1), $"--dropout {Dropout}: must be in [0, 1)");
-        Check(ImageSize is null or >= 4, $"--image-size {ImageSize}: must be at least 4");
-        Check(Channels is null or 1 or 3, $"--channels {Channels}: must be 1 or 3");
-        Check(MaxImages is null or >= 1, $"--max-images {MaxImages}: must be at least 1");
-        Check(EvalEvery >= 0, $"--eval-every {EvalEvery}: must not be negative");
-        Check(EvalCount is >= 10 and <= 1_000_000, $"--eval-count {EvalCount}: must be between 10 and 1000000");
-        Check(EvalRealCount >= 2 * EvalCount, $"--eval-real-count {EvalRealCount}: must be at least twice --eval-count ({2L * EvalCount}) for the real-vs-real floor");
-        Check(EvalSteps >= 0 && EvalSteps <= Timesteps, $"--eval-steps {EvalSteps}: must be between 0 (the sampler's default) and --timesteps {Timesteps}");
-        CheckSamplerName(EvalSampler, "--eval-sampler");
-        Check(Threads >= 0, $"--threads {Threads}: must not be negative");
-        DiffusionFactory.ParseSchedule(Schedule);
-        DiffusionFactory.ParseVariance(Variance);
-        DiffusionFactory.ParsePrediction(Prediction);
-        DiffusionFactory.ParseLoss(Loss);
-        DiffusionFactory.ParseTimestepSampler(TimestepSampler);
-        Check(VlbWeight >= 0 && double.IsFinite(VlbWeight), $"--vlb-weight {VlbWeight}: must be 0 or positive");
-        DiffusionFactory.CheckCombination(this);
+        static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+        Check(!string.IsNullOrWhiteSpace(Data), "data", ": no training data given");
+        Check(BatchSize >= 1, "batch_size", $"{BatchSize}: must be at least 1");
+        Check(Steps >= 1, "steps", $"{Steps}: must be at least 1");
+        Check(Timesteps >= 1 && Timesteps <= 100_000, "timesteps", $"{Timesteps}: must be between 1 and 100000");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), "learning_rate", $"{F(LearningRate)}: must be a positive number");
+        Check(AdamEps > 0, "adam_eps", $"{F(AdamEps)}: must be positive");
+        Check(AdamBeta1 is >= 0 and < 1, "adam_beta1", $"{F(AdamBeta1)}: must be in [0, 1)");
+        Check(AdamBeta2 is >= 0 and < 1, "adam_beta2", $"{F(AdamBeta2)}: must be in [0, 1)");
+        Check(WarmupSteps >= 0, "warmup_steps", $"{WarmupSteps}: must not be negative");
+        Check(GradClip >= 0 && double.IsFinite(GradClip), "grad_clip", $"{F(GradClip)}: must be 0 (off) or positive");
+        Check(EmaDecay is >= 0 and < 1, "ema_decay", $"{F(EmaDecay)}: must be in [0, 1)");
+        Check(EmaPower > 0, "ema_power", $"{F(EmaPower)}: must be positive");
+        Check(EmaInvGamma > 0, "ema_inv_gamma", $"{F(EmaInvGamma)}: must be positive");
+        Check(LogEvery >= 1, "log_every", $"{LogEvery}: must be at least 1");
+        Check(SampleEvery >= 0, "sample_every", $"{SampleEvery}: must not be negative");
+        Check(SampleSteps >= 0 && SampleSteps <= Timesteps, "sample_steps", $"{SampleSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
+        CheckSamplerName(SampleSampler, "sample_sampler");
+        Check(SampleCount is >= 1 and <= 4096, "sample_count", $"{SampleCount}: must be between 1 and 4096");
+        Check(CheckpointEvery >= 0, "checkpoint_every", $"{CheckpointEvery}: must not be negative");
+        Check(KeepCheckpoints >= 1, "keep_checkpoints", $"{KeepCheckpoints}: must be at least 1");
+        Check(Dropout is null or (>= 0 and < 1), "dropout", $"{Dropout}: must be in [0, 1)");
+        Check(ImageSize is null or >= 4, "image_size", $"{ImageSize}: must be at least 4");
+        Check(Channels is null or 1 or 3, "channels", $"{Channels}: must be 1 or 3");
+        Check(MaxImages is null or >= 1, "max_images", $"{MaxImages}: must be at least 1");
+        Check(EvalEvery >= 0, "eval_every", $"{EvalEvery}: must not be negative");
+        Check(EvalCount is >= 10 and <= 1_000_000, "eval_count", $"{EvalCount}: must be between 10 and 1000000");
+        Check(EvalRealCount >= 2 * EvalCount, "eval_real_count", $"{EvalRealCount}: must be at least twice eval_count ({2L * EvalCount}) for the real-vs-real floor");
+        Check(EvalSteps >= 0 && EvalSteps <= Timesteps, "eval_steps", $"{EvalSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
+        CheckSamplerName(EvalSampler, "eval_sampler");
+        Check(Threads >= 0, "threads", $"{Threads}: must not be negative");
+        Check(Enum.IsDefined(Schedule), "schedule", $"{Schedule}: expected {SettingNames.Schedule.Expected}");
+        Check(Enum.IsDefined(Variance), "variance", $"{Variance}: expected {SettingNames.Variance.Expected}");
+        Check(Enum.IsDefined(Prediction), "prediction", $"{Prediction}: expected {SettingNames.Prediction.Expected}");
+        Check(Enum.IsDefined(Loss), "loss", $"{Loss}: expected {SettingNames.Loss.Expected}");
+        Check(Enum.IsDefined(TimestepSampler), "timestep_sampler", $"{TimestepSampler}: expected {SettingNames.TimestepSampler.Expected}");
+        Check(Device is not null, "device", ": not set");
+        Check(EvalClassifier is not null, "eval_classifier", ": not set");
+        Check(Recipe is null || TrainRecipes.Names.Contains(Recipe), "recipe", $"{Recipe}: expected {string.Join(" or ", TrainRecipes.Names)}");
+        Check(VlbWeight >= 0 && double.IsFinite(VlbWeight), "vlb_weight", $"{F(VlbWeight)}: must be 0 or positive");
+        GaussianDiffusion.CheckVarianceAndLoss(Variance, Loss);
         Model?.Validate();
     }
 }

@@ -8,18 +8,21 @@ namespace Ddpm.Runtime;
 public static class TorchRuntime
 {
     /// <summary>Resolves "cpu", "cuda", "cuda:N" or "auto" (CUDA when TorchSharp sees it, else CPU).</summary>
-    public static Device ResolveDevice(string name)
+    public static Device ResolveDevice(string name) => ResolveDevice(DeviceSpec.Parse(name));
+
+    /// <summary>The torch device of <paramref name="spec"/>; CUDA must be available when it is asked for.</summary>
+    public static Device ResolveDevice(DeviceSpec spec)
     {
-        var n = (name ?? "auto").Trim().ToLowerInvariant();
-        if (n == "auto") return cuda.is_available() ? CUDA : CPU;
-        if (n == "cpu") return CPU;
-        if (n == "cuda" || n.StartsWith("cuda:", StringComparison.Ordinal))
+        ArgumentNullException.ThrowIfNull(spec);
+        switch (spec.Kind)
         {
-            if (!cuda.is_available())
-                throw new DdpmException($"--device {name}: CUDA is not available (this build uses TorchSharp-cpu; see README, 'Running on a GPU')");
-            return new Device(n);
+            case DeviceKind.Auto: return cuda.is_available() ? CUDA : CPU;
+            case DeviceKind.Cpu: return CPU;
+            default:
+                if (!cuda.is_available())
+                    throw DdpmException.ForSetting("device", $"{spec}: CUDA is not available (this build uses TorchSharp-cpu; see README, 'Running on a GPU')");
+                return new Device(spec.ToString());
         }
-        throw new DdpmException($"--device {name}: expected cpu, cuda, cuda:N or auto");
     }
 
     /// <summary>Sets libtorch's intra-op thread count; 0 or less means all cores.</summary>

@@ -156,7 +156,7 @@ public sealed class DdimSampler(DdimOptions? options = null) : ISampler<DdimOpti
     public static void CheckEta(double eta)
     {
         if (!(eta >= 0.0 && eta <= 1.0))
-            throw new DdpmException($"ddim: eta {SamplerOptions.Num(eta)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
+            throw DdpmException.ForSetting("eta", $"{SamplerOptions.Num(eta)}: expected a value in [0, 1] (0 = deterministic DDIM, 1 = DDPM's variance)");
     }
 
     /// <summary>

@@ -66,7 +66,7 @@ public static class Interpolation
         ArgumentNullException.ThrowIfNull(sampler);
         SamplingLoop.CheckShape(imageShape);
         if (imageShape[0] != 1) throw new DdpmException($"interpolate: image shape [{string.Join(", ", imageShape)}] must have batch 1");
-        if (frames < 2) throw new DdpmException($"interpolate: frames {frames}: expected at least 2");
+        if (frames < 2) throw DdpmException.ForSetting("frames", $"{frames}: expected at least 2");
         using var scope = torch.NewDisposeScope();
         var a = SeedNoise(imageShape, seedA);
         var b = SeedNoise(imageShape, seedB);

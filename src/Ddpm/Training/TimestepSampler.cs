@@ -1,3 +1,4 @@
+using Ddpm.Configuration;
 using Ddpm.Runs;
 using static TorchSharp.torch;
 
@@ -139,7 +140,7 @@ public sealed class LossAwareTimestepSampler : ITimestepSampler
 /// <summary>Builds the timestep sampler a run's configuration names.</summary>
 public static class TimestepSamplers
 {
-    public static ITimestepSampler For(TrainConfig c) => DiffusionFactory.ParseTimestepSampler(c.TimestepSampler) switch
+    public static ITimestepSampler For(TrainConfig c) => c.TimestepSampler switch
     {
         TimestepSamplerKind.Importance => new LossAwareTimestepSampler(c.Timesteps),
         _ => new UniformTimestepSampler(c.Timesteps),

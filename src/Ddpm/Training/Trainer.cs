@@ -13,9 +13,20 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Training;
 
+/// <summary>What a run is doing when it reports progress.</summary>
+public enum TrainPhase
+{
+    /// <summary>Optimizer steps.</summary>
+    Train,
+    /// <summary>Drawing a sample grid.</summary>
+    Sample,
+    /// <summary>Drawing and scoring the evaluation samples.</summary>
+    Eval,
+}
+
 /// <summary>Where a run is, reported to the caller (the CLI draws the progress bar from it).</summary>
 public sealed record TrainProgress(
-    string Phase, long Step, long TotalSteps, double Loss, double LearningRate, double GradNorm,
+    TrainPhase Phase, long Step, long TotalSteps, double Loss, double LearningRate, double GradNorm,
     double ImagesPerSecond, TimeSpan Elapsed, TimeSpan? Eta, int SamplingStep = 0, int SamplingSteps = 0);
 
 /// <summary>How a run ended.</summary>
@@ -113,8 +124,12 @@ public sealed class Trainer : IDisposable
     {
         if (model.InChannels != data.Channels || model.ImageSize != data.Height || data.Height != data.Width)
             throw new DdpmException(
-                $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set --image-size/--channels");
+                $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set image_size and channels");
     }
+
+    /// <summary>Whether <paramref name="runDir"/> holds a run already (its checkpoints or its config.json).</summary>
+    public static bool HoldsRun(string runDir) =>
+        Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile));
 
     /// <summary>
     /// Starts a new run in <paramref name="runDir"/> (which must not hold a run already). <paramref name="model"/>
@@ -126,8 +141,8 @@ public sealed class Trainer : IDisposable
     public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null)
     {
         config.Validate();
-        if (Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile)))
-            throw new DdpmException($"{runDir} already holds a run: resume it with --resume {runDir}, or choose another --run-dir");
+        if (HoldsRun(runDir))
+            throw new DdpmException($"{runDir} already holds a run: resume it, or choose another run folder");
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         try
@@ -159,7 +174,7 @@ public sealed class Trainer : IDisposable
         adjust?.Invoke(config);
         config.Validate();
         if (config.Steps < state.Step)
-            throw new DdpmException($"--steps {config.Steps}: the run already did {state.Step} steps");
+            throw DdpmException.ForSetting("steps", $"{config.Steps}: the run already did {state.Step} steps");
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         Trainer? trainer = null;
@@ -211,7 +226,7 @@ public sealed class Trainer : IDisposable
         _timesteps.Update(t, losses.detach());
         double lossValue = loss.item<float>();
         if (!double.IsFinite(lossValue))
-            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower --lr or keep --grad-clip on)");
+            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower learning_rate or keep grad_clip on)");
         loss.backward();
         double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
         double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), maxNorm);
@@ -292,7 +307,7 @@ public sealed class Trainer : IDisposable
             double elapsed = total.Elapsed.TotalSeconds;
             double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
             TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
-            progress?.Report(new TrainProgress("train", Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
+            progress?.Report(new TrainProgress(TrainPhase.Train, Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
 
             if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
             string? saved = null;
@@ -337,9 +352,9 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// What scores the EMA model every <see cref="TrainConfig.EvalEvery"/> steps; required when that is set. The
-    /// caller builds it (the CLI: <c>Ddpm.Metrics.Evaluation.EvalMetrics.CreateEvaluator</c> from the configuration);
-    /// the trainer disposes it.
+    /// What scores the EMA model every <see cref="TrainConfig.EvalEvery"/> steps (eval_every); required when that is
+    /// set. The caller builds it (the CLI: <c>Ddpm.Metrics.Evaluation.EvalMetrics.CreateEvaluator</c> from the
+    /// configuration); the trainer disposes it.
     /// </summary>
     public ITrainingEvaluator? Evaluator { get; set; }
 
@@ -355,7 +370,7 @@ public sealed class Trainer : IDisposable
     private void EvaluateAndKeepBest(MetricsLog metrics, string? checkpoint, IProgress<TrainProgress>? progress, Stopwatch total, CancellationToken cancellationToken)
     {
         var report = progress is null ? null : new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("eval", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
+            new TrainProgress(TrainPhase.Eval, Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
         var values = Evaluate(report, cancellationToken);
         metrics.WriteEval(new EvalRecord(Step, Config.EvalCount, values));
         var metric = Evaluator!.PrimaryMetric;
@@ -370,7 +385,7 @@ public sealed class Trainer : IDisposable
     {
         if (progress is null) return null;
         return new SyncProgress<int>(done => progress.Report(
-            new TrainProgress("sample", Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).Timesteps(Diffusion.Schedule).Length)));
+            new TrainProgress(TrainPhase.Sample, Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, GridSampler(Config).Timesteps(Diffusion.Schedule).Length)));
     }
 
     public void Dispose()

@@ -21,7 +21,7 @@ public class ArchitectureTests
         ["Ddpm.IO", "Ddpm.Runtime"],                     // files, tensor-engine settings, SafeConv, StepRandom
         ["Ddpm.Imaging", "Ddpm.Data"],                   // images and data sets
         ["Ddpm.Diffusion", "Ddpm.Models"],               // the math and the networks
-        ["Ddpm.Sampling"],
+        ["Ddpm.Sampling", "Ddpm.Configuration"],        // samplers; the names and declarations of settings
         ["Ddpm.Figures", "Ddpm.Runs"],                   // figures of the paper; run folder, checkpoints, configuration
         ["Ddpm.Training", "Ddpm.Pipelines"],             // training; loading a trained model to sample or score it
         ["Ddpm.Metrics"],                                // feature extractors, FID, KID, IS, the offline classifiers

@@ -30,7 +30,7 @@ public class EvaluationCliTests
             t.Run();
         var real = WriteIdx(dir, "real", 60, seed: 3);
         var json = Path.Combine(dir, "d.json");
-        var (code, output, err) = Run("distance", run, real, "--count", "20", "--sampler", "ddim", "--steps", "3",
+        var (code, output, err) = Run("distance", run, real, "--count", "20", "--sampler", "ddim", "--sample-steps", "3",
             "--sample-batch-size", "8", "--batch-size", "7", "-o", json, "--no-progress", "--device", "cpu");
         Assert.True(code == 0, err + output);
         Assert.Contains("not FID", output);

@@ -17,7 +17,7 @@ public class InterpolateOutputTests : OneThreadTest
     private byte[][] Row(params string[] extra)
     {
         var grid = Path.Combine(_run.Dir, $"interp-{Guid.NewGuid():N}.png");
-        var args = new[] { "interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid,
+        var args = new[] { "interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--sample-steps", "6", "-o", grid,
             "--no-progress", "--device", "cpu", "--threads", "1" }.Concat(extra).ToArray();
         var (code, _, err) = TestUtil.Cli(args);
         Assert.True(code == 0, err);

@@ -1,3 +1,4 @@
+using Ddpm.Diffusion;
 using Ddpm.Models;
 using Ddpm.Pipelines;
 using Ddpm.Runs;
@@ -43,7 +44,7 @@ public class NllCliNumbersTests
         }
 
         // TinyConfig: T = 12, linear betas 1e-4 .. 0.02, fixedlarge, eps prediction.
-        Assert.Equal((12, "linear", "fixedlarge", "eps"), (config.Timesteps, config.Schedule, config.Variance, config.Prediction));
+        Assert.Equal((12, ScheduleKind.Linear, VarianceType.FixedLarge, PredictionType.Epsilon), (config.Timesteps, config.Schedule, config.Variance, config.Prediction));
         var hand = new HandBound(HandBound.Linear(12, 1e-4, 0.02), fixedLarge: true);
         var (bytes, dims) = IdxBytes.Read(idx);
         int pixels = dims[1] * dims[2];

@@ -1,3 +1,4 @@
+using Ddpm.Diffusion;
 using System.Text.Json;
 using Ddpm.Cli;
 using Ddpm.Data;
@@ -66,7 +67,7 @@ public class NllCliTests
         Assert.True(train.Code == 0, train.Err + train.Out);
         Assert.Contains("variance learned-range, loss hybrid", train.Out);
         var saved = TrainConfig.Load(Path.Combine(run, Trainer.ConfigFile));
-        Assert.Equal(("cosine", "v", "learned-range", "hybrid", "improved", 12), (saved.Schedule, saved.Prediction, saved.Variance, saved.Loss, saved.Recipe, saved.Timesteps));
+        Assert.Equal((ScheduleKind.Cosine, PredictionType.Velocity, VarianceType.LearnedRange, LossType.Hybrid, "improved", 12), (saved.Schedule, saved.Prediction, saved.Variance, saved.Loss, saved.Recipe, saved.Timesteps));
         Assert.Equal(2, saved.Model!.EffectiveOutChannels);
 
         var grid = Path.Combine(dir, "grid.png");

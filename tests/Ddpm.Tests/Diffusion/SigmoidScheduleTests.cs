@@ -1,4 +1,5 @@
 using Ddpm.Tests.Sampling;
+using Ddpm.Configuration;
 using Ddpm.Diffusion;
 using Ddpm.Runs;
 using Ddpm.Sampling;
@@ -35,7 +36,7 @@ public class SigmoidScheduleTests
         }
         Assert.Equal(0.999, s.Betas[T - 1]);
         for (int t = 1; t < T; t++) Assert.True(s.Betas[t] > s.Betas[t - 1], "betas increase");
-        Assert.Equal(ScheduleKind.Sigmoid, DiffusionFactory.ParseSchedule("sigmoid"));
+        Assert.Equal(ScheduleKind.Sigmoid, SettingNames.Schedule.Parse("sigmoid"));
     }
 
     /// <summary>The three schedules' betas at T from their closed forms (reference.md section 1), in float64.</summary>
@@ -63,7 +64,7 @@ public class SigmoidScheduleTests
         // then one N(0, I) per step. The test draws the same tensors and runs the recurrence in float64 with its own
         // schedule (HandBound, betas from the closed forms).
         const int T = 4000;
-        var c = new TrainConfig { Schedule = schedule, Timesteps = T };
+        var c = new TrainConfig { Schedule = SettingNames.Schedule.Parse(schedule), Timesteps = T };
         var s = DiffusionFactory.Schedule(c);
         Assert.Equal(T, s.Timesteps);
         using var d = new GaussianDiffusion(s, VarianceType.FixedSmall);

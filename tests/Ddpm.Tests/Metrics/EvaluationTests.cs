@@ -148,7 +148,7 @@ public class EvaluationTests
         using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 2), Path.Combine(dir, "run"), TestUtil.TinyData()))
             t.Run();
         var err = Assert.Throws<DdpmException>(() => ImageSource.Open(Path.Combine(dir, "run")));
-        Assert.Contains("--count", err.Message);
+        Assert.Contains("give count", err.Message);
         using var ckpt = (CheckpointSource)ImageSource.Open(Path.Combine(dir, "run"),
             new ImageSourceOptions { Count = 5, Seed = 4, SampleBatchSize = 3 });
         Assert.Equal(ImageSourceKind.Checkpoint, ckpt.Kind);

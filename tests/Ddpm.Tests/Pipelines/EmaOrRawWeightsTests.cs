@@ -100,7 +100,7 @@ public class EmaOrRawWeightsTests : IClassFixture<TinyCheckpoint>
         byte[] Cli(string name, params string[] extra)
         {
             var path = Path.Combine(outDir, name);
-            var args = new[] { "sample", "-c", ckpt, "-n", "2", "-o", path, "--seed", "5", "--sampler", "ddim", "--steps", "2", "--no-progress" };
+            var args = new[] { "sample", "-c", ckpt, "-n", "2", "-o", path, "--seed", "5", "--sampler", "ddim", "--sample-steps", "2", "--no-progress" };
             var (code, _, err) = TestUtil.Cli(args.Concat(extra).ToArray());
             Assert.True(code == 0, err);
             return File.ReadAllBytes(path);

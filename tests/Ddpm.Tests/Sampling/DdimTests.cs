@@ -88,7 +88,7 @@ public class DdimTests
         using var d = new GaussianDiffusion(NoiseSchedule.Linear(10));
         using var model = Shrink();
         var e = Assert.Throws<DdpmException>(() => TestSampling.Ddim(d, model, new long[] { 1, 2 }, new[] { 0, 9 }, eta, new SampleOptions()));
-        Assert.Contains("eta", e.Message);
+        Assert.Equal("eta", e.Setting);
         Assert.DoesNotContain("--", e.Message);
     }
 

@@ -55,7 +55,7 @@ public class RespacingTests
     public void BadTimestepListsAreUserErrors(string list)
     {
         var e = Assert.Throws<DdpmException>(() => TimestepSelection.Parse(list, 12));
-        Assert.StartsWith("timesteps", e.Message); // the setting; the CLI names its flag
+        Assert.Equal("timestep_list", e.Setting);
     }
 
     [Fact]

@@ -36,17 +36,17 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     private string Out(string name) => Path.Combine(_run.Dir, name);
 
     [Theory]
-    [InlineData("ddim", new[] { "--steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), threshold clip, eta 0.5")]
-    [InlineData("dpm-solver", new[] { "--steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
+    [InlineData("ddim", new[] { "--sample-steps", "5", "--eta", "0.5" }, "ddim, 5 of 12 steps (even), threshold clip, eta 0.5")]
+    [InlineData("dpm-solver", new[] { "--sample-steps", "6" }, "dpm-solver, 6 of 12 steps (logsnr)")]
     [InlineData("dpm-solver", new string[0], "dpm-solver, 12 of 12 steps (logsnr)")]
-    [InlineData("ddpm", new[] { "--steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even), threshold dynamic (p 0.995)")]
-    [InlineData("ddpm", new[] { "--timesteps", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
-    [InlineData("ddim", new[] { "--steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), threshold none, eta 0")]
-    [InlineData("ddim", new[] { "--steps", "4", "--spacing", "trailing", "--ddim-final", "alpha-bar-0", "--ddim-raw-eps" },
+    [InlineData("ddpm", new[] { "--sample-steps", "4", "--threshold", "dynamic" }, "ddpm, 4 of 12 steps (even), threshold dynamic (p 0.995)")]
+    [InlineData("ddpm", new[] { "--timestep-list", "11,0,5" }, "ddpm, 3 of 12 steps (listed)")]
+    [InlineData("ddim", new[] { "--sample-steps", "3", "--spacing", "logsnr", "--no-clip" }, "ddim, 3 of 12 steps (logsnr), threshold none, eta 0")]
+    [InlineData("ddim", new[] { "--sample-steps", "4", "--spacing", "trailing", "--ddim-final", "alpha-bar-0", "--ddim-raw-eps" },
         "ddim, 4 of 12 steps (trailing), threshold clip, eta 0, final alpha_bar_0, raw eps")]
-    [InlineData("dpm-solver", new[] { "--steps", "4", "--spacing", "karras", "--dpm-final", "sigma-min", "--dpm-second-order-final" },
+    [InlineData("dpm-solver", new[] { "--sample-steps", "4", "--spacing", "karras", "--dpm-final", "sigma-min", "--dpm-second-order-final" },
         "dpm-solver, 4 of 12 steps (karras), threshold clip, final sigma_min, second order to the end")]
-    [InlineData("ddpm", new[] { "--steps", "3", "--threshold", "dynamic", "--dynamic-quantile", "0.9", "--dynamic-max", "2" },
+    [InlineData("ddpm", new[] { "--sample-steps", "3", "--threshold", "dynamic", "--dynamic-quantile", "0.9", "--dynamic-max", "2" },
         "ddpm, 3 of 12 steps (even), threshold dynamic (p 0.9, max 2)")]
     public void SampleWithEachSampler(string sampler, string[] extra, string description)
     {
@@ -64,7 +64,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
         string Sample(string seed)
         {
             var grid = Out($"ddim-{Guid.NewGuid():N}.png");
-            var (code, _, err) = Cli("sample", "-c", _run.Run, "-n", "2", "-o", grid, "--no-progress", "--sampler", "ddim", "--steps", "4", "--seed", seed);
+            var (code, _, err) = Cli("sample", "-c", _run.Run, "-n", "2", "-o", grid, "--no-progress", "--sampler", "ddim", "--sample-steps", "4", "--seed", seed);
             Assert.True(code == 0, err);
             return Convert.ToBase64String(File.ReadAllBytes(grid));
         }
@@ -76,7 +76,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     public void InterpolateWritesARowWhoseEndsAreTheSeedsSamples()
     {
         var grid = Out("interp.png");
-        var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--steps", "6", "-o", grid, "--no-progress");
+        var (code, output, err) = Cli("interpolate", "-c", _run.Run, "--seed-a", "5", "--seed-b", "6", "--frames", "4", "--sample-steps", "6", "-o", grid, "--no-progress");
         Assert.True(code == 0, err);
         Assert.Contains("4 frames, ddim, 6 of 12 steps (even), threshold clip, eta 0", output);
         using (var png = ImageIO.LoadPng(grid))
@@ -103,7 +103,7 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     {
         var (code, output, _) = Cli(new[] { command, "--help" });
         Assert.Equal(0, code);
-        foreach (var flag in new[] { "--sampler", "--steps", "--spacing", "--timesteps", "--eta", "--threshold", "--dynamic-quantile",
+        foreach (var flag in new[] { "--sampler", "--sample-steps", "--spacing", "--timestep-list", "--eta", "--threshold", "--dynamic-quantile",
                      "--dynamic-max", "--ddim-final", "--ddim-raw-eps", "--dpm-final", "--dpm-second-order-final" })
             Assert.Contains(flag, output);
     }
@@ -120,26 +120,26 @@ public class SamplerCliTests : IClassFixture<TinyRun>
     }
 
     [Theory]
-    [InlineData("sample", "--steps", "13")]
+    [InlineData("sample", "--sample-steps", "13")]
     [InlineData("sample", "--sampler", "ddim", "--eta", "-1")]
     [InlineData("sample", "--sampler", "ddim", "--eta", "2")]
     [InlineData("sample", "--eta", "0.5")]
     [InlineData("sample", "--sampler", "euler")]
-    [InlineData("sample", "--timesteps", "1,1")]
-    [InlineData("sample", "--timesteps", "0,12")]
-    [InlineData("sample", "--steps", "4", "--timesteps", "0,5")]
+    [InlineData("sample", "--timestep-list", "1,1")]
+    [InlineData("sample", "--timestep-list", "0,12")]
+    [InlineData("sample", "--sample-steps", "4", "--timestep-list", "0,5")]
     [InlineData("sample", "--spacing", "cosine")]
     [InlineData("sample", "--sampler", "ddpm", "--ddim-final", "alpha-bar-0")]
     [InlineData("sample", "--sampler", "ddim", "--dpm-final", "sigma-min")]
     [InlineData("sample", "--sampler", "ddim", "--ddim-final", "half")]
-    [InlineData("sample", "--sampler", "dpm-solver", "--spacing", "leading", "--steps", "12")]
+    [InlineData("sample", "--sampler", "dpm-solver", "--spacing", "leading", "--sample-steps", "12")]
     [InlineData("sample", "--threshold", "dynamic", "--dynamic-quantile", "1.5")]
     [InlineData("sample", "--threshold", "soft")]
     [InlineData("sample", "--threshold", "dynamic", "--no-clip")]
     [InlineData("sample", "--threshold", "dynamic", "--dynamic-max", "0.5")]
     [InlineData("interpolate", "--frames", "1")]
-    [InlineData("interpolate", "--steps", "0")]
-    [InlineData("interpolate", "--steps", "13")]
+    [InlineData("interpolate", "--sample-steps", "0")]
+    [InlineData("interpolate", "--sample-steps", "13")]
     [InlineData("interpolate", "-o", "row.jpg")]
     public void ImpossibleValuesAreOneLineErrors(params string[] args)
     {

@@ -148,7 +148,7 @@ public class CheckpointTests
         using var data = TestUtil.TinyData();
         using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 1), run, data)) t.Run();
         var e = Assert.Throws<DdpmException>(() => Trainer.Start(TestUtil.TinyConfig(steps: 1), run, data));
-        Assert.Contains("--resume", e.Message);
+        Assert.Contains("already holds a run", e.Message);
     }
 
     [Fact]
@@ -156,15 +156,15 @@ public class CheckpointTests
     {
         var c = TestUtil.TinyConfig();
         c.BatchSize = 0;
-        Assert.Contains("--batch-size", Assert.Throws<DdpmException>(c.Validate).Message);
+        Assert.Equal("batch_size", Assert.Throws<DdpmException>(c.Validate).Setting);
         c = TestUtil.TinyConfig();
-        c.Schedule = "quadratic";
-        Assert.Contains("--schedule", Assert.Throws<DdpmException>(c.Validate).Message);
+        c.Schedule = (Ddpm.Diffusion.ScheduleKind)7; // only a cast can make a value no name spells
+        Assert.Equal("schedule", Assert.Throws<DdpmException>(c.Validate).Setting);
         c = TestUtil.TinyConfig();
         c.EmaDecay = 1.5;
-        Assert.Contains("--ema-decay", Assert.Throws<DdpmException>(c.Validate).Message);
+        Assert.Equal("ema_decay 1.5: must be in [0, 1)", Assert.Throws<DdpmException>(c.Validate).Message);
         using var rgb = TestUtil.TinyData(channels: 3);
         var e = Assert.Throws<DdpmException>(() => Trainer.Start(TestUtil.TinyConfig(), Path.Combine(TestUtil.TempDir(), "r"), rgb));
-        Assert.Contains("--channels", e.Message);
+        Assert.Contains("image_size and channels", e.Message);
     }
 }

@@ -70,7 +70,7 @@ public class CustomModelTests
     private static List<(long, double)> Losses(Trainer t, CancellationToken token = default)
     {
         var losses = new List<(long, double)>();
-        t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == "train") losses.Add((p.Step, p.Loss)); }), token);
+        t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == TrainPhase.Train) losses.Add((p.Step, p.Loss)); }), token);
         return losses;
     }
 

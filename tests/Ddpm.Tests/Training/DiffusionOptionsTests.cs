@@ -1,3 +1,4 @@
+using Ddpm.Configuration;
 using System.Text.Json.Nodes;
 using Ddpm.Diffusion;
 using Ddpm.Models;
@@ -28,13 +29,13 @@ public class DiffusionOptionsTests
     [Fact]
     public void RecipesSetTheirDiffusionAndLeaveTheRest()
     {
-        var c = new TrainConfig { LearningRate = 3e-4, Timesteps = 500, Schedule = "sigmoid" };
+        var c = new TrainConfig { LearningRate = 3e-4, Timesteps = 500, Schedule = ScheduleKind.Sigmoid };
         TrainRecipes.Apply(c, "improved");
-        Assert.Equal(("cosine", "eps", "learned-range", "hybrid", "uniform"), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.TimestepSampler));
+        Assert.Equal((ScheduleKind.Cosine, PredictionType.Epsilon, VarianceType.LearnedRange, LossType.Hybrid, TimestepSamplerKind.Uniform), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.TimestepSampler));
         Assert.Equal(0.001, c.VlbWeight);
         Assert.Equal((3e-4, 500), (c.LearningRate, c.Timesteps));
         TrainRecipes.Apply(c, "ho2020");
-        Assert.Equal(("linear", "eps", "fixedlarge", "simple", 1000), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.Timesteps));
+        Assert.Equal((ScheduleKind.Linear, PredictionType.Epsilon, VarianceType.FixedLarge, LossType.Simple, 1000), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.Timesteps));
         Assert.Equal((1e-4, 0.02), (c.BetaStart, c.BetaEnd));
         Assert.Throws<DdpmException>(() => TrainRecipes.Apply(c, "ddim"));
     }
@@ -46,10 +47,12 @@ public class DiffusionOptionsTests
     public void ImpossibleCombinationsAreRejected(string variance, string loss)
     {
         var c = TestUtil.TinyConfig();
-        c.Variance = variance;
-        c.Loss = loss;
+        c.Variance = SettingNames.Variance.Parse(variance);
+        c.Loss = SettingNames.Loss.Parse(loss);
         var e = Assert.Throws<DdpmException>(c.Validate);
-        Assert.Contains("--", e.Message);
+        Assert.Equal(loss == "hybrid" ? "loss" : "variance", e.Setting);
+        // The diffusion itself applies the same one check.
+        Assert.Equal(e.Message, Assert.Throws<DdpmException>(() => DiffusionFactory.Diffusion(c)).Message);
     }
 
     [Fact]
@@ -58,16 +61,16 @@ public class DiffusionOptionsTests
         using var data = TestUtil.TinyData(channels: 3);
         var c = TestUtil.TinyConfig();
         c.Model = TestUtil.TinyUNet(channels: 3);
-        c.Variance = "learned-range";
-        c.Loss = "hybrid";
+        c.Variance = VarianceType.LearnedRange;
+        c.Loss = LossType.Hybrid;
         var resolved = Trainer.Resolve(c, data);
         Assert.Equal(6, resolved.Model!.EffectiveOutChannels);
         using var net = new UNet(resolved.Model);
         using var scope = NewDisposeScope();
         Assert.Equal(new long[] { 2, 6, 8, 8 }, net.call(zeros(2, 3, 8, 8), tensor(new long[] { 0, 5 })).shape);
 
-        c.Variance = "fixedlarge";
-        c.Loss = "simple";
+        c.Variance = VarianceType.FixedLarge;
+        c.Loss = LossType.Simple;
         Assert.Equal(3, Trainer.Resolve(c, data).Model!.EffectiveOutChannels);
         c.Model.OutChannels = 6;
         Assert.Throws<DdpmException>(() => Trainer.Resolve(c, data));
@@ -77,10 +80,10 @@ public class DiffusionOptionsTests
     {
         var c = TestUtil.TinyConfig(steps);
         c.Timesteps = 3; // warmed up after 30 losses: step 8 at batch 4
-        c.TimestepSampler = "importance";
-        c.Variance = "learned";
-        c.Loss = "vlb";
-        c.Prediction = "v";
+        c.TimestepSampler = TimestepSamplerKind.Importance;
+        c.Variance = VarianceType.Learned;
+        c.Loss = LossType.Vlb;
+        c.Prediction = PredictionType.Velocity;
         return c;
     }
 

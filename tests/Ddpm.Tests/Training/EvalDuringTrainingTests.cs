@@ -1,5 +1,6 @@
 using Ddpm.Metrics.Evaluation;
 using Ddpm.Tests.Sampling;
+using Ddpm.Configuration;
 using Ddpm.Pipelines;
 using Ddpm.Runs;
 using Ddpm.Sampling;
@@ -81,14 +82,14 @@ public class EvalDuringTrainingTests
         config.EvalCount = 100;
         config.EvalRealCount = 150;
         var e = Assert.Throws<DdpmException>(config.Validate);
-        Assert.Contains("--eval-real-count 150", e.Message);
+        Assert.StartsWith("eval_real_count 150:", e.Message);
 
         config.EvalRealCount = 200; // valid, but the data have only 24 images: the floor cannot be computed
         using var data = TestUtil.TinyData(count: 24);
         using var t = Trainer.Start(config, Path.Combine(TestUtil.TempDir(), "run"), data);
         t.Evaluator = FakeEvaluator(t.Config, data);
         var err = Assert.Throws<DdpmException>(() => t.Evaluate());
-        Assert.Contains("--eval-count 100", err.Message);
+        Assert.StartsWith("eval_count 100:", err.Message);
     }
 
     [Theory]
@@ -98,5 +99,5 @@ public class EvalDuringTrainingTests
     [InlineData("none", "/data/mnist", 1, null)]
     [InlineData("my.safetensors", "/data/cifar", 3, "my.safetensors")]
     public void ClassifierChoice(string setting, string data, int channels, string? expected) =>
-        Assert.Equal(expected, EvalMetrics.ResolveClassifier(setting, data, channels));
+        Assert.Equal(expected, EvalClassifierChoice.Parse(setting).Resolve(data, channels)?.ToString());
 }

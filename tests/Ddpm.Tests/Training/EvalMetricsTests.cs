@@ -1,5 +1,6 @@
 using Ddpm.Metrics.Evaluation;
 using Ddpm.Runs;
+using Ddpm.Configuration;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
 using Ddpm.Training;
@@ -29,7 +30,7 @@ public class EvalMetricsTests
         using var scope = NewDisposeScope();
         using var data = TestUtil.TinyData(count: 24);
         var c = EvalConfig();
-        c.EvalClassifier = "mnist";
+        c.EvalClassifier = EvalClassifierChoice.Mnist;
         using var t = Trainer.Start(c, Path.Combine(TestUtil.TempDir(), "run"), data);
         t.Evaluator = EvalMetrics.CreateEvaluator(t.Config, t.Data, t.Device); // as the CLI does for --eval-every
         var values = t.Evaluate();
@@ -51,11 +52,11 @@ public class EvalMetricsTests
     {
         using var data = TestUtil.TinyData(count: 24);
         var c = EvalConfig();
-        c.EvalClassifier = "none";
+        c.EvalClassifier = EvalClassifierChoice.None;
         var e = Assert.Throws<DdpmException>(() => EvalMetrics.CreateEvaluator(c, data, CPU));
         Assert.Contains("no metric", e.Message);
-        // "auto" on RGB data picks no classifier (ResolveClassifier): the same.
-        c.EvalClassifier = "auto";
+        // "auto" on RGB data picks no classifier (EvalClassifierChoice.Resolve): the same.
+        c.EvalClassifier = EvalClassifierChoice.Auto;
         using var rgb = TestUtil.TinyData(count: 24, channels: 3);
         Assert.Contains("no metric", Assert.Throws<DdpmException>(() => EvalMetrics.CreateEvaluator(c, rgb, CPU)).Message);
     }
@@ -65,7 +66,7 @@ public class EvalMetricsTests
     {
         using var data = TestUtil.TinyData(count: 24);
         var c = EvalConfig();
-        c.EvalClassifier = "mnist";
+        c.EvalClassifier = EvalClassifierChoice.Mnist;
         c.InceptionWeights = Path.Combine(TestUtil.TempDir(), "pt_inception-missing.pth");
         // The evaluator opens the weights it was given (and frees the classifier it had opened when they fail).
         var e = Assert.Throws<DdpmException>(() => EvalMetrics.CreateEvaluator(c, data, CPU));

@@ -38,9 +38,9 @@ public class GridSamplerTests
         var config = TestUtil.TinyConfig();
         config.SampleSampler = "euler";
         var e = Assert.Throws<DdpmException>(config.Validate);
-        Assert.Contains("--sample-sampler euler", e.Message);
+        Assert.StartsWith("sample_sampler euler:", e.Message);
         config.SampleSampler = "ddim";
         config.SampleSteps = 13; // T = 12
-        Assert.Contains("--sample-steps 13", Assert.Throws<DdpmException>(config.Validate).Message);
+        Assert.StartsWith("sample_steps 13:", Assert.Throws<DdpmException>(config.Validate).Message);
     }
 }

@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using Ddpm.Data;
 using Ddpm.Runs;
 using Ddpm.Training;
@@ -21,7 +22,7 @@ public class TrainerLearnsMnistTests
         var config = new TrainConfig
         {
             Data = "mnist-10k", Model = TestUtil.TinyUNet(size: 16), Steps = 30, BatchSize = 16, LearningRate = 2e-3,
-            WarmupSteps = 10, CheckpointEvery = 0, LogEvery = 10, Device = "cpu", Seed = 3,
+            WarmupSteps = 10, CheckpointEvery = 0, LogEvery = 10, Device = DeviceSpec.Cpu, Seed = 3,
         };
         using var t = Trainer.Start(config, Path.Combine(TestUtil.TempDir(), "run"), trainData);
 

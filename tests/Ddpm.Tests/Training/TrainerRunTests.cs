@@ -56,7 +56,7 @@ public class TrainerRunTests
     private static SyncProgress<TrainProgress> Collect(List<TrainProgress> into, Action<TrainProgress>? also = null) =>
         new(p =>
         {
-            if (p.Phase == "train") into.Add(p);
+            if (p.Phase == TrainPhase.Train) into.Add(p);
             also?.Invoke(p);
         });
 
@@ -83,7 +83,7 @@ public class TrainerRunTests
         using (var t = Trainer.Start(config, run, data))
         {
             // Reports are synchronous: cancelling after step 3's report stops the loop before step 4 begins.
-            first = t.Run(Collect(reports, p => { if (p.Phase == "train" && p.Step == 3) cts.Cancel(); }), cts.Token);
+            first = t.Run(Collect(reports, p => { if (p.Phase == TrainPhase.Train && p.Step == 3) cts.Cancel(); }), cts.Token);
             Assert.Equal(3, t.Step);
         }
         Assert.True(first.Interrupted);
@@ -133,7 +133,7 @@ public class TrainerRunTests
                     return r.Samples.detach().clone();
                 });
         // The first grid (or evaluation) comes after step 2; cancel while it draws.
-        var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == phase) cts.Cancel(); }), cts.Token);
+        var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == (phase == "eval" ? TrainPhase.Eval : TrainPhase.Sample)) cts.Cancel(); }), cts.Token);
         // Run documents: on cancellation it saves a checkpoint and returns with Interrupted set (it must not throw and
         // lose the steps since the last checkpoint).
         Assert.True(result.Interrupted);
@@ -152,7 +152,7 @@ public class TrainerRunTests
         var run = Path.Combine(TestUtil.TempDir(), "run");
         using var cts = new CancellationTokenSource();
         using var t = Trainer.Start(RunConfig(steps: 2), run, data);
-        var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == "sample") cts.Cancel(); }), cts.Token);
+        var result = t.Run(new SyncProgress<TrainProgress>(p => { if (p.Phase == TrainPhase.Sample) cts.Cancel(); }), cts.Token);
         Assert.True(result.Interrupted);
         Assert.Equal(2, result.Step);
         Assert.Null(result.FinalGrid);

@@ -1,3 +1,4 @@
+using Ddpm.Configuration;
 using System.Text.Json;
 using Ddpm.Runs;
 using Ddpm.Training;
@@ -101,7 +102,7 @@ public class TrainerUpdateTests
         var c = Config(steps: 1);
         c.Timesteps = 2;
         c.BatchSize = 8;
-        c.TimestepSampler = "importance";
+        c.TimestepSampler = TimestepSamplerKind.Importance;
         c.GradClip = 0;
         string checkpoint;
         using (var t = Trainer.Start(c, run, data))

@@ -20,10 +20,10 @@ public sealed class ClassifierTrainOptions
 
     public void Validate()
     {
-        if (Epochs < 1) throw new DdpmException($"--epochs {Epochs}: must be at least 1");
-        if (BatchSize < 1) throw new DdpmException($"--batch-size {BatchSize}: must be at least 1");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new DdpmException($"--lr {LearningRate}: must be a positive number");
-        if (MaxShift is < 0 or > 8) throw new DdpmException($"--max-shift {MaxShift}: must be between 0 and 8 pixels");
+        if (Epochs < 1) throw DdpmException.ForSetting("epochs", $"{Epochs}: must be at least 1");
+        if (BatchSize < 1) throw DdpmException.ForSetting("batch_size", $"{BatchSize}: must be at least 1");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw DdpmException.ForSetting("learning_rate", $"{LearningRate}: must be a positive number");
+        if (MaxShift is < 0 or > 8) throw DdpmException.ForSetting("max_shift", $"{MaxShift}: must be between 0 and 8 pixels");
     }
 }
 
@@ -93,7 +93,7 @@ public static class ClassifierTrainer
                 double lr = LearningRateAt(options.LearningRate, step, total);
                 double loss = TrainStep(net, optimizer, data, labels, sampler, options, step, lr);
                 if (!double.IsFinite(loss))
-                    throw new DdpmException($"classifier training diverged at step {step}: the loss is {loss} (lower --lr)");
+                    throw new DdpmException($"classifier training diverged at step {step}: the loss is {loss} (lower learning_rate)");
                 if (progress is not null)
                 {
                     double secs = clock.Elapsed.TotalSeconds;
@@ -201,7 +201,7 @@ public static class ClassifierTrainer
     {
         ArgumentNullException.ThrowIfNull(data);
         if (holdout < 1 || holdout >= data.Count)
-            throw new DdpmException($"--holdout {holdout}: must be between 1 and {data.Count - 1} (the data has {data.Count} images)");
+            throw DdpmException.ForSetting("holdout", $"{holdout}: must be between 1 and {data.Count - 1} (the data has {data.Count} images)");
         int keep = data.Count - holdout;
         using var scope = NewDisposeScope();
         var train = data.Images.narrow(0, 0, keep).clone().MoveToOuterDisposeScope();

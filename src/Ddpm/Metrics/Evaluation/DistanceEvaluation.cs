@@ -149,14 +149,14 @@ public static class DistanceEvaluation
         if (options.FloorData is not null)
         {
             using var real = ImageSource.Open(options.FloorData, new ImageSourceOptions { Count = (int)(2 * count) });
-            if (real.Kind != ImageSourceKind.Images) return (null, $"--floor-data {options.FloorData}: must be real images (an IDX file or image folder)");
-            if (real.Count < 2 * count) return (null, $"--floor-data {options.FloorData}: has {real.Count} images, the floor needs {2 * count}");
+            if (real.Kind != ImageSourceKind.Images) return (null, $"floor_data {options.FloorData}: must be real images (an IDX file or image folder)");
+            if (real.Count < 2 * count) return (null, $"floor_data {options.FloorData}: has {real.Count} images, the floor needs {2 * count}");
             using var fr = CollectOrNull(extractor, real, "floor", options, progress, cancellationToken)!;
             return (new FloorReport(options.FloorData, count, DomainScores.RealFloor(fr.Features, (int)count, options.Seed)), null);
         }
         foreach (var (side, f) in new[] { (b, fb), (a, fa) })
             if (side.Kind == ImageSourceKind.Images && f is not null && f.Count >= 2 * count)
                 return (new FloorReport(side.Path, count, DomainScores.RealFloor(f.Features, (int)count, options.Seed)), null);
-        return (null, $"no real image set with at least {2 * count} images among the inputs; give --floor-data");
+        return (null, $"no real image set with at least {2 * count} images among the inputs; give floor_data");
     }
 }

@@ -1,3 +1,4 @@
+using Ddpm.Configuration;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Metrics;
@@ -11,17 +12,20 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Metrics.Evaluation;
 
-/// <summary>Builds the feature extractors and the sampler of <c>--eval-every</c> from a run's configuration.</summary>
+/// <summary>Builds the feature extractors and the sampler of <c>eval_every</c> from a run's configuration.</summary>
 public static class EvalMetrics
 {
-    /// <summary>The evaluator for <paramref name="config"/>: the offline classifier (unless "none") and FID when Inception weights are given.</summary>
+    /// <summary>
+    /// The evaluator for <paramref name="config"/>: the offline classifier (<see cref="EvalClassifierChoice.Resolve"/>: auto's
+    /// rule is written there) and FID when Inception weights are given.
+    /// </summary>
     public static TrainingEvaluator CreateEvaluator(TrainConfig config, ImageDataset data, Device device)
     {
         var metrics = new List<EvalMetric>();
         try
         {
-            var classifier = ResolveClassifier(config.EvalClassifier, config.Data, data.Channels);
-            if (classifier is not null) metrics.Add(new EvalMetric("fd_classifier", OpenClassifier(classifier, device)));
+            var classifier = config.EvalClassifier.Resolve(config.Data, data.Channels);
+            if (classifier is not null) metrics.Add(new EvalMetric("fd_classifier", OpenClassifier(classifier.ToString(), device)));
             if (!string.IsNullOrWhiteSpace(config.InceptionWeights)) metrics.Add(new EvalMetric("fid", OpenInception(config.InceptionWeights, device)));
             return new TrainingEvaluator(config, data, metrics, Generator(config, device));
         }
@@ -51,19 +55,6 @@ public static class EvalMetrics
             IProgress<int>? progress, CancellationToken cancellationToken) => Inner.Evaluate(model, diffusion, progress, cancellationToken);
 
         public void Dispose() => _inner?.Dispose();
-    }
-
-    /// <summary>
-    /// "auto" picks fashion-mnist when the data path names it, mnist for other grey data, and none for RGB data;
-    /// "none" gives null; anything else is returned as given (a shipped name or a weights file).
-    /// </summary>
-    public static string? ResolveClassifier(string setting, string dataPath, int channels)
-    {
-        var s = (setting ?? "auto").Trim();
-        if (s.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
-        if (!s.Equals("auto", StringComparison.OrdinalIgnoreCase)) return s;
-        if (dataPath.Contains("fashion", StringComparison.OrdinalIgnoreCase)) return "fashion-mnist";
-        return channels == 1 ? "mnist" : null;
     }
 
     private static IFeatureExtractor OpenClassifier(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);

@@ -79,7 +79,7 @@ public abstract class ImageSource : IDisposable
     {
         options ??= new ImageSourceOptions();
         if (string.IsNullOrWhiteSpace(path)) throw new DdpmException("image source: empty path");
-        if (options.Count is < 1) throw new DdpmException($"--count {options.Count}: must be at least 1");
+        if (options.Count is < 1) throw DdpmException.ForSetting("count", $"{options.Count}: must be at least 1");
         if (path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
         {
             if (!File.Exists(path)) throw new DdpmException($"statistics file not found: {path}");
@@ -88,7 +88,7 @@ public abstract class ImageSource : IDisposable
         if (IsCheckpointPath(path))
         {
             if (options.Count is null)
-                throw new DdpmException($"{path} is a checkpoint: give --count N, the number of images to generate from it");
+                throw new DdpmException($"{path} is a checkpoint: give count, the number of images to generate from it");
             return new CheckpointSource(path, options);
         }
         if (!File.Exists(path) && !Directory.Exists(path)) throw new DdpmException($"not found: {path}");
@@ -118,7 +118,7 @@ public abstract class ImageSource : IDisposable
 
     internal static void CheckBatchSize(int batchSize)
     {
-        if (batchSize < 1) throw new DdpmException($"--batch-size {batchSize}: must be at least 1");
+        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
     }
 }
 

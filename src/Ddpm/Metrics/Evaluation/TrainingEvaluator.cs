@@ -11,7 +11,7 @@ namespace Ddpm.Metrics.Evaluation;
 public sealed record EvalMetric(string Name, IFeatureExtractor Extractor);
 
 /// <summary>
-/// Scores a model while it trains (<c>--eval-every</c>): draws <see cref="TrainConfig.EvalCount"/> samples with a
+/// Scores a model while it trains (<c>eval_every</c>): draws <see cref="TrainConfig.EvalCount"/> samples with a
 /// fixed seed (the same noise at every evaluation, so the curve shows the model changing, not the noise), and for
 /// each metric computes the Frechet distance to the first <see cref="TrainConfig.EvalRealCount"/> training images,
 /// the real-vs-real floor at the same sample count, and (for classifiers) the score and class imbalance.
@@ -31,7 +31,7 @@ public sealed class TrainingEvaluator : ITrainingEvaluator
 
     public TrainingEvaluator(TrainConfig config, ImageDataset data, IReadOnlyList<EvalMetric> metrics, Generator generate)
     {
-        if (metrics.Count == 0) throw new DdpmException("--eval-every: no metric to evaluate (no classifier and no Inception weights)");
+        if (metrics.Count == 0) throw DdpmException.ForSetting("eval_every", ": no metric to evaluate (eval_classifier is none and no inception_weights given)");
         _config = config;
         _data = data;
         _metrics = metrics;
@@ -98,7 +98,7 @@ public sealed class TrainingEvaluator : ITrainingEvaluator
         if (_reference.Count == _metrics.Count) return;
         int realCount = Math.Min(_config.EvalRealCount, _data.Count);
         if (realCount < 2 * _config.EvalCount)
-            throw new DdpmException($"--eval-count {_config.EvalCount}: the floor needs twice as many real images, but only {realCount} are used (--eval-real-count {_config.EvalRealCount}, {_data.Count} in the data)");
+            throw DdpmException.ForSetting("eval_count", $"{_config.EvalCount}: the floor needs twice as many real images, but only {realCount} are used (eval_real_count {_config.EvalRealCount}, {_data.Count} in the data)");
         using var realImages = _data.Images.narrow(0, 0, realCount);
         using var source = ImageSource.FromDataset(new ImageDataset(realImages.alias(), null, _data.Source), _data.Source);
         foreach (var m in _metrics)

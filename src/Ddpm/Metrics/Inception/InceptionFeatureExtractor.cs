@@ -49,7 +49,7 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
     /// </summary>
     public static InceptionFeatureExtractor Load(string? weightsPath = null, int dims = DefaultDims, Device? device = null, bool logits = true)
     {
-        TapFor(dims); // a wrong --dims fails before the 91 MiB load
+        TapFor(dims); // a wrong dims fails before the 91 MiB load
         var path = InceptionWeights.Resolve(weightsPath);
         return new InceptionFeatureExtractor(InceptionWeights.LoadNetwork(path), dims, device, logits: logits);
     }
@@ -114,7 +114,7 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
         192 => InceptionTaps.MaxPool2,
         768 => InceptionTaps.Mixed6e,
         2048 => InceptionTaps.Pool3,
-        _ => throw new DdpmException($"--dims {dims}: expected 64, 192, 768 or 2048"),
+        _ => throw DdpmException.ForSetting("dims", $"{dims}: expected 64, 192, 768 or 2048"),
     };
 
     public void Dispose()

@@ -68,5 +68,5 @@ public static partial class InceptionWeights
 
     internal static string MissingMessage(string cache) =>
         $"FID Inception weights not found: download {Url} (91 MiB, SHA-256 {Sha256}) and pass its path, "
-        + $"or set ${EnvironmentVariable} to it, or put it in {cache}/ (or fetch it there with --download-inception)";
+        + $"or set ${EnvironmentVariable} to it, or put it in {cache}/ (or download it there first)";
 }

@@ -57,10 +57,10 @@ public class InceptionFeatureExtractorTests
             Assert.Equal(dims, fe.FeatureDims);
         }
         var e = Assert.Throws<DdpmException>(() => new InceptionFeatureExtractor(_f.Net, 1000, ownsNetwork: false));
-        Assert.Equal("--dims 1000: expected 64, 192, 768 or 2048", e.Message);
+        Assert.Equal("dims 1000: expected 64, 192, 768 or 2048", e.Message);
         // Checked before any weights are looked for.
         e = Assert.Throws<DdpmException>(() => InceptionFeatureExtractor.Load("/nonexistent/weights.pth", dims: 100));
-        Assert.Equal("--dims 100: expected 64, 192, 768 or 2048", e.Message);
+        Assert.Equal("dims 100: expected 64, 192, 768 or 2048", e.Message);
         e = Assert.Throws<DdpmException>(() => InceptionFeatureExtractor.Load("/nonexistent/weights.pth"));
         Assert.Contains("/nonexistent/weights.pth", e.Message);
     }

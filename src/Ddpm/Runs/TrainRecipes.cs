@@ -1,6 +1,7 @@
-using Ddpm.Runs;
+using Ddpm.Configuration;
+using Ddpm.Diffusion;
 
-namespace Ddpm.Training;
+namespace Ddpm.Runs;
 
 /// <summary>
 /// Named sets of diffusion settings from the two reference papers. A recipe sets only the fields listed here; options
@@ -15,7 +16,7 @@ public static class TrainRecipes
     /// ho2020 (Ho et al. 2020, CIFAR-10): linear schedule 1e-4 to 0.02 over T = 1000, eps prediction, fixedlarge variance,
     /// L_simple, uniform t.
     /// improved (Nichol and Dhariwal 2021): cosine schedule, eps prediction, learned_range variance, the hybrid loss with
-    /// lambda = 0.001, uniform t. T is left as it is: the paper's headline runs used T = 4000 (--timesteps 4000).
+    /// lambda = 0.001, uniform t. T is left as it is: the paper's headline runs used T = 4000 (timesteps 4000).
     /// </summary>
     public static void Apply(TrainConfig c, string name)
     {
@@ -23,27 +24,27 @@ public static class TrainRecipes
         switch (name.Trim().ToLowerInvariant())
         {
             case "ho2020":
-                c.Schedule = "linear";
+                c.Schedule = ScheduleKind.Linear;
                 c.BetaStart = 1e-4;
                 c.BetaEnd = 0.02;
                 c.Timesteps = 1000;
-                c.Prediction = "eps";
-                c.Variance = "fixedlarge";
-                c.Loss = "simple";
-                c.TimestepSampler = "uniform";
+                c.Prediction = PredictionType.Epsilon;
+                c.Variance = VarianceType.FixedLarge;
+                c.Loss = LossType.Simple;
+                c.TimestepSampler = TimestepSamplerKind.Uniform;
                 c.Recipe = "ho2020";
                 break;
             case "improved":
-                c.Schedule = "cosine";
-                c.Prediction = "eps";
-                c.Variance = "learned-range";
-                c.Loss = "hybrid";
-                c.VlbWeight = Ddpm.Diffusion.GaussianDiffusion.DefaultVlbWeight;
-                c.TimestepSampler = "uniform";
+                c.Schedule = ScheduleKind.Cosine;
+                c.Prediction = PredictionType.Epsilon;
+                c.Variance = VarianceType.LearnedRange;
+                c.Loss = LossType.Hybrid;
+                c.VlbWeight = GaussianDiffusion.DefaultVlbWeight;
+                c.TimestepSampler = TimestepSamplerKind.Uniform;
                 c.Recipe = "improved";
                 break;
             default:
-                throw new DdpmException($"--recipe {name}: expected {string.Join(" or ", Names)}");
+                throw DdpmException.ForSetting("recipe", $"{name}: expected {string.Join(" or ", Names)}");
         }
     }
 }
