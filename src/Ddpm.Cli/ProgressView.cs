@@ -63,6 +63,41 @@ public static class ProgressView
         return result;
     }
 
+    /// <summary>
+    /// Progress of one loop of steps (e.g. the classifier's training): a live bar named <paramref name="label"/> and
+    /// described by <paramref name="describe"/> on an interactive terminal, otherwise the description at every tenth of
+    /// the steps.
+    /// </summary>
+    public static T RunSteps<TProgress, T>(CliContext ctx, bool noProgress, string label, Func<TProgress, (long Step, long Total)> position,
+        Func<TProgress, string> describe, Func<IProgress<TProgress>, T> body)
+    {
+        if (!Interactive(ctx, noProgress))
+        {
+            long lastTenth = -1;
+            return body(new SyncProgress<TProgress>(p =>
+            {
+                var (step, total) = position(p);
+                long tenth = step * 10 / total;
+                if (tenth != lastTenth) { lastTenth = tenth; ctx.Out.WriteLine(describe(p)); }
+            }));
+        }
+        T result = default!;
+        AnsiConsole.Progress().AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .Start(live =>
+            {
+                ProgressTask? task = null;
+                result = body(new SyncProgress<TProgress>(p =>
+                {
+                    var (step, total) = position(p);
+                    task ??= live.AddTask(label, maxValue: total);
+                    task.Value = step;
+                    task.Description = Markup.Escape(describe(p));
+                }));
+            });
+        return result;
+    }
+
     public static void RunSampling(CliContext ctx, bool noProgress, string label, Action<IProgress<(int Done, int Total)>> body,
         string unit = "denoising steps")
     {

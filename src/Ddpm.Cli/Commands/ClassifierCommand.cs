@@ -6,7 +6,6 @@ using Ddpm.Metrics;
 using Ddpm.Metrics.Classifier;
 using Ddpm.Metrics.Evaluation;
 using Ddpm.Runtime;
-using Spectre.Console;
 using static TorchSharp.torch;
 
 namespace Ddpm.Cli.Commands;
@@ -115,8 +114,8 @@ public static class ClassifierCommand
                 ctx.Out.WriteLine($"classifier: widths ({string.Join(",", arch.Widths)}), {arch.FeatureDims} features, {arch.Classes} classes; {ClassifierTrainer.TotalSteps(train.Count, options)} steps; device {dev}, {get_num_threads()} threads");
                 var clock = Stopwatch.StartNew();
                 var token = ctx.CancelOnCtrlC();
-                using var net = RunWithProgress(ctx, parse.GetValue(noProgress),
-                    progress => ClassifierTrainer.Train(train, options, arch, progress, dev, token));
+                using var net = ProgressView.RunSteps<ClassifierTrainProgress, ClassifierNet>(ctx, parse.GetValue(noProgress), "training",
+                    p => (p.Step, p.TotalSteps), Describe, progress => ClassifierTrainer.Train(train, options, arch, progress, dev, token));
                 double seconds = clock.Elapsed.TotalSeconds;
                 var eval = ClassifierTrainer.Evaluate(net, test);
                 var info = new ClassifierInfo
@@ -173,9 +172,8 @@ public static class ClassifierCommand
                 var hist = ClassHistogram.FromLogits(logits);
                 if (set.Labels is not null && set.Labels.Max() < extractor.Classes)
                 {
-                    var predicted = logits.argmax(1).data<long>().ToArray();
-                    int correct = predicted.Where((p, i) => p == set.Labels[i]).Count();
-                    ctx.Out.WriteLine(string.Format(Inv, "accuracy: {0:P2} ({1}/{2})", (double)correct / set.Count, correct, set.Count));
+                    var accuracy = ClassifierEvaluation.FromPredictions(logits.argmax(1).data<long>().ToArray(), set.Labels, extractor.Classes);
+                    ctx.Out.WriteLine(string.Format(Inv, "accuracy: {0:P2} ({1}/{2})", accuracy.Accuracy, accuracy.Correct, accuracy.Count));
                 }
                 ctx.Out.WriteLine("predicted classes:");
                 for (int k = 0; k < hist.Classes; k++)
@@ -216,32 +214,6 @@ public static class ClassifierCommand
         ctx.Out.WriteLine("per class: " + string.Join(", ", parts));
     }
 
-    private static T RunWithProgress<T>(CliContext ctx, bool noProgress, Func<IProgress<ClassifierTrainProgress>, T> body)
-    {
-        static string Describe(ClassifierTrainProgress p) => string.Format(Inv, "step {0}/{1} epoch {2:F2} loss {3:F4} lr {4:0.0e+00} {5:F0} img/s eta {6:hh\\:mm\\:ss}",
-            p.Step, p.TotalSteps, p.Epoch, p.Loss, p.LearningRate, p.ImagesPerSecond, p.Eta ?? TimeSpan.Zero);
-        if (!ProgressView.Interactive(ctx, noProgress))
-        {
-            long lastTenth = -1;
-            return body(new SyncProgress<ClassifierTrainProgress>(p =>
-            {
-                long tenth = p.Step * 10 / p.TotalSteps;
-                if (tenth != lastTenth) { lastTenth = tenth; ctx.Out.WriteLine(Describe(p)); }
-            }));
-        }
-        T result = default!;
-        AnsiConsole.Progress().AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
-            .Start(live =>
-            {
-                ProgressTask? task = null;
-                result = body(new SyncProgress<ClassifierTrainProgress>(p =>
-                {
-                    task ??= live.AddTask("training", maxValue: p.TotalSteps);
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape(Describe(p));
-                }));
-            });
-        return result;
-    }
+    private static string Describe(ClassifierTrainProgress p) => string.Format(Inv, "step {0}/{1} epoch {2:F2} loss {3:F4} lr {4:0.0e+00} {5:F0} img/s eta {6:hh\\:mm\\:ss}",
+        p.Step, p.TotalSteps, p.Epoch, p.Loss, p.LearningRate, p.ImagesPerSecond, p.Eta ?? TimeSpan.Zero);
 }

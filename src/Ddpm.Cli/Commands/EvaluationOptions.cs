@@ -42,6 +42,16 @@ public sealed class EvaluationOptions
         });
     }
 
+    /// <summary>
+    /// The inputs are open (so a missing or malformed one has been reported first); the network is loaded now when
+    /// either side has images, so that missing weights are reported before any work starts. Two statistics files
+    /// need no network: it then stays unloaded unless --floor-data asks for features.
+    /// </summary>
+    public static void LoadWhenImagesAreGiven(DeferredFeatureExtractor extractor, ImageSource a, ImageSource b)
+    {
+        if (a.Kind != ImageSourceKind.Statistics || b.Kind != ImageSourceKind.Statistics) extractor.Load();
+    }
+
     /// <summary>Set by commands that choose a sampler: how to draw samples from a checkpoint.</summary>
     public Func<ParseResult, Func<Pipelines.DdpmPipeline, int, long, CancellationToken, Tensor>?>? Generate { get; set; }
 

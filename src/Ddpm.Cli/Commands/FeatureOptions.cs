@@ -36,6 +36,11 @@ public sealed class InceptionOptions
             path = InceptionWeights.DownloadAsync().GetAwaiter().GetResult();
         return InceptionFeatureExtractor.Load(path, parse.GetValue(Dims), device, logits);
     }
+
+    /// <summary>The network of <see cref="Open"/>, loaded (or downloaded) only when features are asked for: two .npz
+    /// statistics need no weights.</summary>
+    public DeferredFeatureExtractor Defer(ParseResult parse, Device device, bool logits) =>
+        new(InceptionFeatureExtractor.NameFor(parse.GetValue(Dims)), () => Open(parse, device, logits));
 }
 
 /// <summary>--classifier: the offline classifier, shipped by name or as a weights file.</summary>
@@ -48,6 +53,10 @@ public static class ClassifierChoice
     };
 
     public static IFeatureExtractor Open(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
+
+    /// <summary>The classifier of <see cref="Open"/>, loaded only when features are asked for (its metadata is read now).</summary>
+    public static DeferredFeatureExtractor Defer(string nameOrPath, Device device) =>
+        new(ClassifierFeatureExtractor.NameFor(ClassifierStore.LoadInfo(nameOrPath)), () => Open(nameOrPath, device));
 }
 
 /// <summary>The sampler option group (<see cref="SamplerCliOptions"/>) of the evaluation commands: how samples are drawn from checkpoints.</summary>

@@ -25,9 +25,10 @@ public static class FidCommand
         cmd.SetAction(parse =>
         {
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
-            using var extractor = inception.Open(parse, device, logits: parse.GetValue(isc));
             using var sa = eval.Open(parse, parse.GetValue(a)!, device);
             using var sb = eval.Open(parse, parse.GetValue(b)!, device);
+            using var extractor = inception.Defer(parse, device, logits: parse.GetValue(isc));
+            EvaluationOptions.LoadWhenImagesAreGiven(extractor, sa, sb);
             var options = new DistanceOptions
             {
                 Metric = "fid", BatchSize = parse.GetValue(eval.Batch), Kid = parse.GetValue(kid), ClassScores = parse.GetValue(isc),
@@ -65,9 +66,10 @@ public static class DistanceCommand
         cmd.SetAction(parse =>
         {
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
-            using var extractor = ClassifierChoice.Open(parse.GetValue(classifier)!, device);
             using var sa = eval.Open(parse, parse.GetValue(a)!, device);
             using var sb = eval.Open(parse, parse.GetValue(b)!, device);
+            using var extractor = ClassifierChoice.Defer(parse.GetValue(classifier)!, device);
+            EvaluationOptions.LoadWhenImagesAreGiven(extractor, sa, sb);
             var options = new DistanceOptions
             {
                 Metric = "fd_classifier", BatchSize = parse.GetValue(eval.Batch), ClassScores = true,

@@ -20,7 +20,14 @@ public sealed class ClassifierFeatureExtractor : IFeatureExtractor
     public string Source { get; }
 
     /// <summary>"classifier/DATASET".</summary>
-    public string Name => $"classifier/{Info.Dataset}";
+    public string Name => NameFor(Info);
+
+    /// <summary>The <see cref="Name"/> of the extractor made from a classifier with this metadata, known without loading it.</summary>
+    public static string NameFor(ClassifierInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return $"classifier/{info.Dataset}";
+    }
 
     /// <summary>The name of the Frechet distance over this extractor's features: "FD_classifier(DATASET)".</summary>
     public string DistanceName => $"FD_classifier({Info.Dataset})";

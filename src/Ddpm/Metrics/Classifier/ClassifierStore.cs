@@ -52,29 +52,8 @@ public static class ClassifierStore
     /// </summary>
     public static LoadedClassifier Load(string nameOrPath, Device? device = null)
     {
-        if (string.IsNullOrWhiteSpace(nameOrPath))
-            throw new DdpmException($"classifier: give a name ({string.Join(", ", BuiltIn)}) or a .safetensors path");
-        byte[] weights, infoBytes;
-        string source, infoSource;
-        if (BuiltIn.Contains(nameOrPath, StringComparer.Ordinal))
-        {
-            source = $"built-in classifier '{nameOrPath}'";
-            infoSource = source;
-            weights = ReadResource(nameOrPath + ".safetensors");
-            infoBytes = ReadResource(nameOrPath + ".json");
-        }
-        else
-        {
-            if (!File.Exists(nameOrPath))
-                throw new DdpmException($"classifier not found: {nameOrPath} (built in: {string.Join(", ", BuiltIn)}; or a .safetensors file written by 'ddpm classifier train')");
-            source = nameOrPath;
-            infoSource = InfoPath(nameOrPath);
-            if (!File.Exists(infoSource))
-                throw new DdpmException($"{nameOrPath}: its metadata file {infoSource} is missing (written beside the weights by 'ddpm classifier train')");
-            weights = ReadFile(nameOrPath);
-            infoBytes = ReadFile(infoSource);
-        }
-
+        var (source, infoSource, readWeights, infoBytes) = Locate(nameOrPath);
+        var weights = readWeights();
         var info = ClassifierInfo.FromJson(System.Text.Encoding.UTF8.GetString(infoBytes), infoSource);
         string sha = Sha256(weights);
         if (!string.Equals(sha, info.WeightsSha256, StringComparison.OrdinalIgnoreCase))
@@ -95,6 +74,34 @@ public static class ClassifierStore
             if (e is DdpmException) throw;
             throw new DdpmException($"{source}: cannot load classifier weights ({AtomicFile.OneLine(FirstLine(e.Message))})", e);
         }
+    }
+
+    /// <summary>
+    /// The metadata of a built-in classifier or of a weights file (its .json beside it), read without loading the
+    /// network: what a comparison of precomputed statistics needs to name the features.
+    /// </summary>
+    public static ClassifierInfo LoadInfo(string nameOrPath)
+    {
+        var (_, infoSource, _, infoBytes) = Locate(nameOrPath);
+        return ClassifierInfo.FromJson(System.Text.Encoding.UTF8.GetString(infoBytes), infoSource);
+    }
+
+    /// <summary>Where a classifier's weights and metadata are: the weights are read only when asked for.</summary>
+    private static (string Source, string InfoSource, Func<byte[]> Weights, byte[] Info) Locate(string nameOrPath)
+    {
+        if (string.IsNullOrWhiteSpace(nameOrPath))
+            throw new DdpmException($"classifier: give a name ({string.Join(", ", BuiltIn)}) or a .safetensors path");
+        if (BuiltIn.Contains(nameOrPath, StringComparer.Ordinal))
+        {
+            string builtIn = $"built-in classifier '{nameOrPath}'";
+            return (builtIn, builtIn, () => ReadResource(nameOrPath + ".safetensors"), ReadResource(nameOrPath + ".json"));
+        }
+        if (!File.Exists(nameOrPath))
+            throw new DdpmException($"classifier not found: {nameOrPath} (built in: {string.Join(", ", BuiltIn)}; or a .safetensors file written by 'ddpm classifier train')");
+        string infoSource = InfoPath(nameOrPath);
+        if (!File.Exists(infoSource))
+            throw new DdpmException($"{nameOrPath}: its metadata file {infoSource} is missing (written beside the weights by 'ddpm classifier train')");
+        return (nameOrPath, infoSource, () => ReadFile(nameOrPath), ReadFile(infoSource));
     }
 
     /// <summary>SHA-256 of bytes as lower-case hex.</summary>

@@ -36,6 +36,23 @@ public sealed record ClassifierEvaluation(int Count, int Correct, long[,] Confus
 {
     public double Accuracy => Count == 0 ? double.NaN : (double)Correct / Count;
 
+    /// <summary>Counts predicted classes against true labels, both in [0, <paramref name="classes"/>), image by image.</summary>
+    public static ClassifierEvaluation FromPredictions(IReadOnlyList<long> predicted, IReadOnlyList<long> labels, int classes)
+    {
+        ArgumentNullException.ThrowIfNull(predicted);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (predicted.Count != labels.Count)
+            throw new ArgumentException($"{predicted.Count} predictions for {labels.Count} labels", nameof(predicted));
+        var confusion = new long[classes, classes];
+        int correct = 0;
+        for (int i = 0; i < predicted.Count; i++)
+        {
+            confusion[labels[i], predicted[i]]++;
+            if (labels[i] == predicted[i]) correct++;
+        }
+        return new ClassifierEvaluation(predicted.Count, correct, confusion);
+    }
+
     /// <summary>The fraction of class k's images predicted as k (NaN for a class with no images).</summary>
     public double ClassAccuracy(int k)
     {
@@ -152,15 +169,7 @@ public static class ClassifierTrainer
         int k = net.Architecture.Classes;
         if (labels.Max() >= k)
             throw new DdpmException($"{data.Source}: label {labels.Max()} does not fit a classifier with {k} classes");
-        var predicted = Predict(net, data.Images, batchSize);
-        var confusion = new long[k, k];
-        int correct = 0;
-        for (int i = 0; i < predicted.Length; i++)
-        {
-            confusion[labels[i], predicted[i]]++;
-            if (labels[i] == predicted[i]) correct++;
-        }
-        return new ClassifierEvaluation(predicted.Length, correct, confusion);
+        return ClassifierEvaluation.FromPredictions(Predict(net, data.Images, batchSize), labels, k);
     }
 
     /// <summary>The predicted class (argmax of the logits) of each image (N, C, H, W) in [-1, 1].</summary>

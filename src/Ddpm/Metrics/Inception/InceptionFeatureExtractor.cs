@@ -55,7 +55,12 @@ public sealed class InceptionFeatureExtractor : IFeatureExtractor
     }
 
     /// <summary>"inception-v3-fid/" and the tap: pool3 (2048), mixed6e (768), maxpool2 (192) or maxpool1 (64).</summary>
-    public string Name => "inception-v3-fid/" + _tap switch
+    public string Name => NameOf(_tap);
+
+    /// <summary>The <see cref="Name"/> an extractor of <paramref name="dims"/> features has, known without loading it.</summary>
+    public static string NameFor(int dims) => NameOf(TapFor(dims));
+
+    private static string NameOf(InceptionTaps tap) => "inception-v3-fid/" + tap switch
     {
         InceptionTaps.MaxPool1 => "maxpool1",
         InceptionTaps.MaxPool2 => "maxpool2",
