@@ -220,6 +220,9 @@ def sync(device):
 def main(request_path):
     req = json.load(open(request_path))
     torch.set_num_threads(req["threads"])
+    if req.get("tf32") is not None:  # as the C# side set it: TF32 matmuls and convolutions on or off
+        torch.backends.cuda.matmul.allow_tf32 = bool(req["tf32"])
+        torch.backends.cudnn.allow_tf32 = bool(req["tf32"])
     torch.manual_seed(req["seed"])
     device = torch.device(req["device"])
     model = UNet(req["unet"])
@@ -242,7 +245,8 @@ def main(request_path):
         result["forward_max_abs_diff"] = float((out - check["out"]).abs().max())
         result["forward_max_abs"] = float(check["out"].abs().max())
 
-    # The same training work as the C# trainer: L_simple, Adam, global-norm clipping, EMA, per step one loss read.
+    # The same training work as the C# trainer: L_simple, Adam, global-norm clipping, EMA, one loss read per
+    # `read_every` steps (the C# loop reads back at its log lines).
     data = read_idx_images(req["data"], req["max_images"]).to(device)
     # alpha_bar_t of the C# run's schedule (float64 there), cast once as the C# diffusion does.
     alpha_bar = torch.tensor(req["alpha_bar"], dtype=torch.float64).to(torch.float32).to(device)
@@ -251,7 +255,9 @@ def main(request_path):
     batch, decay = req["batch_size"], req["ema_decay"]
     model.train()
 
-    def step():
+    read_every = req.get("read_every", 1)
+
+    def step(i, with_ema=True):
         idx = torch.randint(0, data.shape[0], (batch,), device=device)
         x0 = data[idx]
         t = torch.randint(0, alpha_bar.shape[0], (batch,), device=device)
@@ -263,21 +269,31 @@ def main(request_path):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, req["grad_clip"])
         opt.step()
-        with torch.no_grad():
-            torch._foreach_mul_(ema_params, decay)
-            torch._foreach_add_(ema_params, params, alpha=1 - decay)
-        return loss.item()
+        if with_ema:
+            with torch.no_grad():
+                torch._foreach_mul_(ema_params, decay)
+                torch._foreach_add_(ema_params, params, alpha=1 - decay)
+        if (i + 1) % read_every == 0:
+            loss.item()
 
-    for _ in range(req["warmup_steps"]):
-        step()
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(req["steps"]):
-        step()
-    sync(device)
-    secs = time.perf_counter() - start
+    def timed(with_ema):
+        for i in range(req["warmup_steps"]):
+            step(i, with_ema)
+        sync(device)
+        start = time.perf_counter()
+        for i in range(req["steps"]):
+            step(i, with_ema)
+        sync(device)
+        return time.perf_counter() - start
+
+    secs = timed(True)
     result["train_images_per_s"] = req["steps"] * batch / secs
     result["train_s_per_step"] = secs / req["steps"]
+    result["read_every"] = read_every
+    if req.get("no_ema"):  # the loop without the EMA: the second reference
+        result["train_images_per_s_no_ema"] = req["steps"] * batch / timed(False)
+    if device.type == "cuda":
+        result["max_memory_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(result))
 
 

@@ -23,6 +23,10 @@ public sealed class BenchOptions
     public int InceptionBatches { get; set; } = 2;
     /// <summary>The Python that runs bench/pytorch_peer.py: "auto" (the first python3 that imports torch), "off", or a path.</summary>
     public string Peer { get; set; } = "auto";
+    /// <summary>TF32 for CUDA matmuls and convolutions, on both sides: "default" (libtorch's settings), "on" or "off".</summary>
+    public string Tf32 { get; set; } = "default";
+    /// <summary>Also time the peer's loop without its EMA.</summary>
+    public bool PeerNoEma { get; set; } = true;
 }
 
 /// <summary>The benchmark's command line: options, help, and one-line errors for bad input.</summary>
@@ -49,10 +53,12 @@ public static class BenchCommand
         var inceptionBatch = Opt("--inception-batch", "Inception batch", d.InceptionBatch);
         var inceptionBatches = Opt("--inception-batches", "timed Inception batches", d.InceptionBatches);
         var peer = Opt("--peer", "Python for the PyTorch peer (bench/pytorch_peer.py): auto, off, or a path", d.Peer);
+        var tf32 = Opt("--tf32", "TF32 for CUDA matmuls and convolutions on both sides: default, on or off", d.Tf32);
+        var peerNoEma = Opt("--peer-no-ema", "also time the peer's loop without its EMA", d.PeerNoEma);
         var root = new RootCommand("ddpm benchmark: training and sampling throughput against the same-run matmul rate and the PyTorch peer")
         {
             preset, device, batch, steps, soakSteps, soakBatch, sampleSteps, threads, classifierOnly, inception,
-            inceptionOnly, inceptionBatch, inceptionBatches, peer,
+            inceptionOnly, inceptionBatch, inceptionBatches, peer, tf32, peerNoEma,
         };
         var parsed = root.Parse(args);
         if (parsed.Action is System.CommandLine.Help.HelpAction)
@@ -73,6 +79,7 @@ public static class BenchCommand
             ClassifierOnly = parsed.GetValue(classifierOnly), Inception = parsed.GetValue(inception) || parsed.GetValue(inceptionOnly),
             InceptionOnly = parsed.GetValue(inceptionOnly), InceptionBatch = parsed.GetValue(inceptionBatch),
             InceptionBatches = parsed.GetValue(inceptionBatches), Peer = parsed.GetValue(peer)!,
+            Tf32 = parsed.GetValue(tf32)!, PeerNoEma = parsed.GetValue(peerNoEma),
         };
         string? problem = Check(o);
         if (problem is not null)
@@ -92,6 +99,7 @@ public static class BenchCommand
         if (o.SampleSteps < 1) return $"--sample-steps {o.SampleSteps}: must be at least 1";
         if (o.Threads < 0) return $"--threads {o.Threads}: must not be negative";
         if (o.InceptionBatch < 1 || o.InceptionBatches < 1) return "--inception-batch and --inception-batches: must be at least 1";
+        if (o.Tf32 is not ("default" or "on" or "off")) return $"--tf32 {o.Tf32}: expected default, on or off";
         if (!Presets.Names.Contains(o.Preset, StringComparer.OrdinalIgnoreCase))
             return $"--preset {o.Preset}: expected one of {string.Join(", ", Presets.Names)}";
         return null;

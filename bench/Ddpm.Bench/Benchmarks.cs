@@ -17,15 +17,25 @@ namespace Ddpm.Bench;
 
 public static class Benchmarks
 {
+    /// <summary>The timed training reads the loss back every this many steps, as <c>ddpm train</c> does at its default log interval.</summary>
+    public const int ReadBackEvery = 10;
+
     public static string Run(BenchOptions o, TextWriter log)
     {
         var inv = CultureInfo.InvariantCulture;
         int threads = TorchRuntime.SetThreads(o.Threads);
         TorchRuntime.SetNnpack(false); // as the CLI: its "Unsupported hardware" warnings would flood the output
         var device = TorchRuntime.ResolveDevice(o.Device);
+        if (o.Tf32 != "default")
+        {
+            torch.backends.cuda.matmul.allow_tf32 = o.Tf32 == "on";
+            torch.backends.cudnn.allow_tf32 = o.Tf32 == "on";
+        }
         var sb = new StringBuilder();
         void Line(string s) { sb.AppendLine(s); log.WriteLine(s); }
         Line($"ddpm benchmark: preset {o.Preset}, device {device}, {threads} threads, {Environment.ProcessorCount} cores, {RuntimeInfo()}");
+        if (device.type == DeviceType.CUDA)
+            Line($"TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32} (--tf32 {o.Tf32})");
         if (o.ClassifierOnly)
         {
             using var digits = DatasetLoader.Load(FindBundledData(), maxCount: 2048);
@@ -55,7 +65,12 @@ public static class Benchmarks
                 peer?.Capture(trainer); // after a few steps: a fresh U-Net's zero-initialised output convolutions make its output 0
                 Synchronize(device);
                 var sw = Stopwatch.StartNew();
-                for (int i = 0; i < o.ThroughputSteps; i++) trainer.TrainStep();
+                // As `ddpm train` runs: the loss stays on the device until a log line reads the window back.
+                for (int i = 0; i < o.ThroughputSteps; i++)
+                {
+                    trainer.Advance();
+                    if ((i + 1) % ReadBackEvery == 0 || i == o.ThroughputSteps - 1) trainer.ReadWindow();
+                }
                 Synchronize(device);
                 double secs = sw.Elapsed.TotalSeconds;
                 trainIps = o.ThroughputSteps * (double)o.BatchSize / secs;
@@ -63,7 +78,8 @@ public static class Benchmarks
                 // Training costs about three forward passes (forward, and backward for activations and weights).
                 double achieved = trainIps * 3 * gflopPerImage;
                 Line(string.Format(inv, "model: {0:N0} parameters, {1:F3} GFLOP per image (forward)", ModelStats.CountParameters(trainer.Model), gflopPerImage));
-                Line(string.Format(inv, "training: {0:F1} images/s at batch {1} ({2:F2} s/step)", trainIps, o.BatchSize, secs / o.ThroughputSteps));
+                Line(string.Format(inv, "training: {0:F1} images/s at batch {1} ({2:F2} s/step; loss read back every {3} steps; data set held on the device: {4})",
+                    trainIps, o.BatchSize, secs / o.ThroughputSteps, ReadBackEvery, trainer.DataHeldOnDevice ? "yes" : device.type == DeviceType.CPU ? "it is the CPU" : "no"));
                 Line(string.Format(inv, "training achieved: {0:F1} GFLOP/s (3 x forward), {1:P0} of the matmul rate", achieved, achieved / matmulGflops));
                 var (stepSecs, netSecs) = LoopAndNetworkSeconds(trainer, data, o.BatchSize, device);
                 Line(string.Format(inv, "training loop overhead: {0:P1} over the network's own forward + loss + backward ({1:F3} s of the {2:F3} s step: data, noise, optimiser, clipping, EMA, read-backs; 5 interleaved rounds)",

@@ -84,6 +84,9 @@ public sealed class PeerBenchmark : IDisposable
             ["adam_eps"] = cfg.AdamEps,
             ["grad_clip"] = cfg.GradClip > 0 ? cfg.GradClip : double.MaxValue,
             ["ema_decay"] = cfg.EmaDecay,
+            ["read_every"] = Benchmarks.ReadBackEvery,
+            ["tf32"] = o.Tf32 switch { "on" => true, "off" => false, _ => null },
+            ["no_ema"] = o.PeerNoEma,
             ["alpha_bar"] = new JsonArray(trainer.Diffusion.Schedule.AlphasCumprod.Select(a => (JsonNode)a).ToArray()),
             ["unet"] = new JsonObject
             {
@@ -130,9 +133,18 @@ public sealed class PeerBenchmark : IDisposable
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    public static string Describe(JsonObject r, double csharpImagesPerSecond) => string.Format(CultureInfo.InvariantCulture,
-        "PyTorch peer (torch {0}, {1} threads, {2}): {3:F1} images/s; C#/PyTorch {4:F2}x; same network: {5} tensors loaded by name, forward max |diff| {6:E1} (outputs up to {7:F3})",
-        (string?)r["torch"], (int?)r["threads"], (string?)r["device"], (double?)r["train_images_per_s"],
-        csharpImagesPerSecond / (double)r["train_images_per_s"]!, (int?)r["tensors_loaded"],
-        (double?)r["forward_max_abs_diff"], (double?)r["forward_max_abs"]);
+    public static string Describe(JsonObject r, double csharpImagesPerSecond)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var line = string.Format(inv,
+            "PyTorch peer (torch {0}, {1} threads, {2}, loss read every {8} steps): {3:F1} images/s; C#/PyTorch {4:F2}x; same network: {5} tensors loaded by name, forward max |diff| {6:E1} (outputs up to {7:F3})",
+            (string?)r["torch"], (int?)r["threads"], (string?)r["device"], (double?)r["train_images_per_s"],
+            csharpImagesPerSecond / (double)r["train_images_per_s"]!, (int?)r["tensors_loaded"],
+            (double?)r["forward_max_abs_diff"], (double?)r["forward_max_abs"], (int?)r["read_every"]);
+        if (r["train_images_per_s_no_ema"] is JsonNode noEma)
+            line += string.Format(inv, "; without its EMA {0:F1} images/s (C#/PyTorch-no-EMA {1:F2}x)", (double)noEma, csharpImagesPerSecond / (double)noEma);
+        if (r["max_memory_allocated_mib"] is JsonNode mem)
+            line += string.Format(inv, "; its peak GPU memory {0:F0} MiB", (double)mem);
+        return line;
+    }
 }

@@ -56,10 +56,17 @@ public sealed class BatchSampler
     public Tensor GetBatch(ImageDataset data, long step)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data.Count != DatasetSize)
-            throw new ArgumentException($"sampler was built for {DatasetSize} images; the dataset has {data.Count}", nameof(data));
-        using var idx = tensor(IndicesForStep(step), ScalarType.Int64);
-        return data.Images.index_select(0, idx);
+        return GetBatch(data.Images, step);
+    }
+
+    /// <summary>The batch at <paramref name="step"/> gathered from <paramref name="images"/> (N, C, H, W), on their device.</summary>
+    public Tensor GetBatch(Tensor images, long step)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.shape[0] != DatasetSize)
+            throw new ArgumentException($"sampler was built for {DatasetSize} images; the dataset has {images.shape[0]}", nameof(images));
+        using var idx = tensor(IndicesForStep(step), ScalarType.Int64, device: images.device);
+        return images.index_select(0, idx);
     }
 
     /// <summary>The permutation of epoch <paramref name="epoch"/> (a copy is not made: do not modify it).</summary>

@@ -10,22 +10,29 @@ namespace Ddpm.Training;
 /// </summary>
 public sealed class Ema
 {
-    private readonly nn.Module _model;
-    private readonly nn.Module _average;
     private readonly double _maxDecay;
     private readonly bool _warmup;
     private readonly double _power;
     private readonly double _invGamma;
+    // Matched by name once: the update runs every step and needs no lookups.
+    private readonly (Tensor Average, Tensor Source)[] _parameters;
+    private readonly (Tensor Average, Tensor Source)[] _buffers;
 
     public Ema(nn.Module model, nn.Module average, double maxDecay, bool warmup, double power = 0.75, double invGamma = 1.0)
     {
-        _model = model;
-        _average = average;
         _maxDecay = maxDecay;
         _warmup = warmup;
         _power = power;
         _invGamma = invGamma;
+        var sourceParameters = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        _parameters = average.named_parameters().Select(p => ((Tensor)p.parameter, Match(sourceParameters, p.name))).ToArray();
+        var sourceBuffers = model.named_buffers().ToDictionary(b => b.name, b => b.buffer);
+        _buffers = average.named_buffers().Select(b => (b.buffer, Match(sourceBuffers, b.name))).ToArray();
     }
+
+    private static Tensor Match(Dictionary<string, Tensor> source, string name) =>
+        source.TryGetValue(name, out var t) ? t
+            : throw new ArgumentException($"the averaged model has '{name}', which the trained model lacks");
 
     /// <summary>The decay used for the update that follows <paramref name="updatesSoFar"/> earlier updates.</summary>
     public double DecayAt(long updatesSoFar)
@@ -40,25 +47,15 @@ public sealed class Ema
     {
         double decay = DecayAt(updatesSoFar);
         using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        var source = _model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        foreach (var (name, avg) in _average.named_parameters())
-        {
-            var p = source[name];
-            avg.mul_(decay).add_(p, alpha: 1 - decay);
-        }
-        var buffers = _model.named_buffers().ToDictionary(b => b.name, b => b.buffer);
-        foreach (var (name, buf) in _average.named_buffers())
-            buf.copy_(buffers[name]);
+        foreach (var (avg, p) in _parameters) avg.mul_(decay).add_(p, alpha: 1 - decay);
+        foreach (var (avg, b) in _buffers) avg.copy_(b);
     }
 
     /// <summary>Makes the average equal to the model (at the start of a run).</summary>
     public void CopyFromModel()
     {
         using var _ = no_grad();
-        var source = _model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        foreach (var (name, avg) in _average.named_parameters()) avg.copy_(source[name]);
-        var buffers = _model.named_buffers().ToDictionary(b => b.name, b => b.buffer);
-        foreach (var (name, buf) in _average.named_buffers()) buf.copy_(buffers[name]);
+        foreach (var (avg, p) in _parameters) avg.copy_(p);
+        foreach (var (avg, b) in _buffers) avg.copy_(b);
     }
 }

@@ -36,6 +36,12 @@ public sealed record TrainResult(long Step, bool Interrupted, string CheckpointD
 public readonly record struct StepStats(long Step, double Loss, double GradNorm, double LearningRate);
 
 /// <summary>
+/// What the updates since the previous read-back did: how many there were, their mean loss, and the last update's
+/// loss, gradient norm (before clipping) and learning rate.
+/// </summary>
+public readonly record struct StepWindow(long LastStep, long Steps, double MeanLoss, double LastLoss, double GradNorm, double LearningRate);
+
+/// <summary>
 /// Trains a network (the configuration's U-Net, or any module from a factory given to <see cref="Start"/>) with the diffusion's loss (by default eps prediction and L_simple, Ho et al. 2020, Algorithm 1): Adam with linear warm-up,
 /// global-norm gradient clipping, an EMA of the parameters, a run folder with config, metrics, TensorBoard
 /// events, sample grids and atomic checkpoints. Each step's randomness is a pure function of (seed, step), so a
@@ -63,6 +69,19 @@ public sealed class Trainer : IDisposable
     private readonly BatchSampler _batches;
     private readonly ITimestepSampler _timesteps;
     private readonly bool _ownsData;
+    private readonly Parameter[] _parameters;
+    private readonly Tensor _images;
+    private readonly DivergenceGuard _guard;
+    // Figures of the updates since the last read-back, kept on the device (float64 sum: the same additions, in the
+    // same order, as summing the read-back float32 losses on the host).
+    private readonly Tensor _windowLossSum;
+    private readonly Tensor _lastLoss;
+    private readonly Tensor _lastGradNorm;
+    private long _windowSteps;
+    private double _lastLearningRate;
+
+    /// <summary>Data sets up to this size are copied to the model's device once, so batches are gathered there.</summary>
+    public const long DeviceDataLimitBytes = 2L << 30;
 
     private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device, ModelFactory? modelFactory)
     {
@@ -92,7 +111,23 @@ public sealed class Trainer : IDisposable
         Diffusion = DiffusionFactory.Diffusion(config);
         _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
         _timesteps = TimestepSamplers.For(config);
+        _parameters = Model.parameters().ToArray();
+        _images = DataOnDevice(data.Images, device);
+        _guard = new DivergenceGuard(device);
+        _windowLossSum = zeros(1, dtype: ScalarType.Float64, device: device);
+        _lastLoss = zeros(1, dtype: ScalarType.Float32, device: device);
+        _lastGradNorm = zeros(1, dtype: ScalarType.Float32, device: device);
     }
+
+    /// <summary>The images to gather batches from: the data set itself on the CPU, a copy on another device when it fits.</summary>
+    private static Tensor DataOnDevice(Tensor images, Device device)
+    {
+        if (device.type == DeviceType.CPU || images.NumberOfElements * images.ElementSize > DeviceDataLimitBytes) return images;
+        return images.to(device);
+    }
+
+    /// <summary>Whether batches are gathered on the model's device (false on the CPU and for data sets over <see cref="DeviceDataLimitBytes"/>).</summary>
+    public bool DataHeldOnDevice => !ReferenceEquals(_images, Data.Images);
 
     /// <summary>Fills in what the configuration leaves open (the network from the preset, the data's size).</summary>
     public static TrainConfig Resolve(TrainConfig config, ImageDataset data) => Resolve(config, data, customModel: false);
@@ -200,10 +235,22 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// One update of Algorithm 1: x0 from the data, t from the timestep sampler (U{0..T-1} by default), eps ~ N(0, I),
-    /// descend on the diffusion's loss (||eps - eps_theta||^2 by default), weighted per example by the sampler.
+    /// One update of Algorithm 1, read back at once: see <see cref="Advance"/>; throws if the update diverged.
     /// </summary>
     public StepStats TrainStep()
+    {
+        Advance();
+        var w = ReadWindow();
+        return new StepStats(w.LastStep, w.LastLoss, w.GradNorm, w.LearningRate);
+    }
+
+    /// <summary>
+    /// One update of Algorithm 1: x0 from the data, t from the timestep sampler (U{0..T-1} by default), eps ~ N(0, I),
+    /// descend on the diffusion's loss (||eps - eps_theta||^2 by default), weighted per example by the sampler.
+    /// Nothing is read back from the device: the loss and the gradient norm stay there until <see cref="ReadWindow"/>,
+    /// and a non-finite loss or norm is remembered there (see <see cref="DivergenceGuard"/>).
+    /// </summary>
+    public void Advance()
     {
         using var scope = NewDisposeScope();
         long step = Step;
@@ -211,7 +258,9 @@ public sealed class Trainer : IDisposable
         torch.manual_seed(StepRandom.SeedFor(Config.Seed, step, 0));
         using var gen = new Generator((ulong)StepRandom.SeedFor(Config.Seed, step, 1), CPU);
 
-        var x0 = _batches.GetBatch(Data, step);
+        // The batch is gathered where the images are; flips and noise are drawn on the CPU generator, so a seed
+        // means the same batches on every device (the noise is copied: 4 bytes per pixel per step).
+        var x0 = _batches.GetBatch(_images, step);
         if (Config.RandomFlip) x0 = Augment.RandomHorizontalFlip(x0, gen);
         var (t, weights) = _timesteps.Sample((int)x0.shape[0], gen);
         var noise = randn(x0.shape, generator: gen);
@@ -224,25 +273,47 @@ public sealed class Trainer : IDisposable
         var losses = Diffusion.TrainingLosses(Model, x0, t, noise);
         var loss = weights is null ? losses.mean() : (losses * weights.to(Device)).mean();
         _timesteps.Update(t, losses.detach());
-        double lossValue = loss.item<float>();
-        if (!double.IsFinite(lossValue))
-            throw new DdpmException($"training diverged at step {step}: the loss is {lossValue}; the last checkpoint is kept (lower learning_rate or keep grad_clip on)");
         loss.backward();
         double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
-        double gradNorm = nn.utils.clip_grad_norm_(Model.parameters(), maxNorm);
-        if (!double.IsFinite(gradNorm))
-            throw new DdpmException($"training diverged at step {step}: the gradient norm is {gradNorm}; the last checkpoint is kept");
+        var gradNorm = GradientClipping.ClipGlobalNorm(_parameters, maxNorm);
+        _guard.Observe(step, loss, gradNorm);
         double lr = LearningRate.At(Config.LearningRate, Config.WarmupSteps, step);
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
         _optimizer.step();
         _ema.Update(step);
+
+        using (no_grad())
+        {
+            var detached = loss.detach();
+            _windowLossSum.add_(detached.to(ScalarType.Float64));
+            _lastLoss.copy_(detached);
+            if (gradNorm is not null) _lastGradNorm.copy_(gradNorm);
+            else _lastGradNorm.zero_();
+        }
+        _windowSteps++;
+        _lastLearningRate = lr;
         Step = step + 1;
-        return new StepStats(step, lossValue, gradNorm, lr);
+    }
+
+    /// <summary>
+    /// Reads back (one device synchronisation) what the updates since the previous call did, starts a new window,
+    /// and throws a one-line error if any update since the start of training had a non-finite loss or gradient norm.
+    /// </summary>
+    public StepWindow ReadWindow()
+    {
+        _guard.ThrowIfDiverged();
+        if (_windowSteps == 0) throw new InvalidOperationException("no update since the last read-back");
+        var window = new StepWindow(Step - 1, _windowSteps, _windowLossSum.item<double>() / _windowSteps,
+            _lastLoss.item<float>(), _lastGradNorm.item<float>(), _lastLearningRate);
+        _windowLossSum.zero_();
+        _windowSteps = 0;
+        return window;
     }
 
     /// <summary>Writes a checkpoint of the current state and returns its folder.</summary>
     public string SaveCheckpoint()
     {
+        _guard.ThrowIfDiverged();
         var state = new CheckpointState
         {
             Step = Step, Seed = Config.Seed, Config = Config,
@@ -257,6 +328,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public string SaveSampleGrid(string path, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
+        _guard.ThrowIfDiverged();
         var shape = new long[] { Config.SampleCount, Data.Channels, Data.Height, Data.Width };
         using var result = GridSampler(Config).Sample(Diffusion, EmaModel, shape, SamplingRun.Seeded(Config.Seed),
             Device, progress, cancellationToken);
@@ -281,33 +353,41 @@ public sealed class Trainer : IDisposable
         using var metrics = new MetricsLog(RunDir);
         var total = Stopwatch.StartNew();
         var window = Stopwatch.StartNew();
-        long windowSteps = 0;
-        double windowLoss = 0, lastLoss = double.NaN;
+        var shown = Stopwatch.StartNew();
+        double lastLoss = double.NaN, shownLoss = double.NaN, shownNorm = double.NaN;
         long startStep = Step;
         bool interrupted = false;
-        StepStats last = default;
 
         // One metrics line for the steps since the previous one: their mean loss, the last step's rate and norm.
+        // This is where the loss is read back from the device (and divergence noticed), not after every step.
         void LogWindow()
         {
-            double windowIps = windowSteps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-            metrics.Write(new MetricsRecord(Step, windowLoss / windowSteps, last.LearningRate, last.GradNorm, windowIps, total.Elapsed.TotalSeconds));
-            windowLoss = 0;
-            windowSteps = 0;
+            var w = ReadWindow();
+            double windowIps = w.Steps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+            metrics.Write(new MetricsRecord(Step, w.MeanLoss, w.LearningRate, w.GradNorm, windowIps, total.Elapsed.TotalSeconds));
+            lastLoss = shownLoss = w.LastLoss;
+            shownNorm = w.GradNorm;
             window.Restart();
+            shown.Restart();
         }
 
         while (Step < Config.Steps)
         {
             if (cancellationToken.IsCancellationRequested) { interrupted = true; break; }
-            var s = last = TrainStep();
-            lastLoss = s.Loss;
-            windowLoss += s.Loss;
-            windowSteps++;
-            double elapsed = total.Elapsed.TotalSeconds;
-            double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
-            TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
-            progress?.Report(new TrainProgress(TrainPhase.Train, Step, Config.Steps, s.Loss, s.LearningRate, s.GradNorm, ips, total.Elapsed, eta));
+            Advance();
+            if (progress is not null)
+            {
+                // The progress display reads the last loss back at most once a second between log lines.
+                if (shown.Elapsed.TotalSeconds >= 1 || double.IsNaN(shownLoss))
+                {
+                    (shownLoss, shownNorm) = (_lastLoss.item<float>(), _lastGradNorm.item<float>());
+                    shown.Restart();
+                }
+                double elapsed = total.Elapsed.TotalSeconds;
+                double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
+                TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
+                progress.Report(new TrainProgress(TrainPhase.Train, Step, Config.Steps, shownLoss, _lastLearningRate, shownNorm, ips, total.Elapsed, eta));
+            }
 
             if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
             string? saved = null;
@@ -329,7 +409,7 @@ public sealed class Trainer : IDisposable
             }
         }
         // A run stopped between log lines logs its last steps now; the resumed run's next line starts after them.
-        if (interrupted && windowSteps > 0) LogWindow();
+        if (interrupted && _windowSteps > 0) LogWindow();
 
         var checkpoint = SaveCheckpoint();
         string? grid = null;
@@ -395,6 +475,11 @@ public sealed class Trainer : IDisposable
         EmaModel.Dispose();
         Diffusion.Dispose();
         Evaluator?.Dispose();
+        _guard.Dispose();
+        _windowLossSum.Dispose();
+        _lastLoss.Dispose();
+        _lastGradNorm.Dispose();
+        if (DataHeldOnDevice) _images.Dispose();
         if (_ownsData) Data.Dispose();
     }
 }
