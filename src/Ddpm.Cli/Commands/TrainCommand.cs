@@ -9,8 +9,6 @@ namespace Ddpm.Cli.Commands;
 /// <summary><c>ddpm train</c>: every TrainConfig setting as an option, or from --config FILE.json.</summary>
 public static class TrainCommand
 {
-    /// <summary>Exit code after Ctrl+C (128 + SIGINT, as shells report it); the checkpoint is saved by then.</summary>
-    public const int InterruptedExitCode = 130;
 
     private sealed record Binding(Option Option, Action<TrainConfig, ParseResult> Apply, bool AllowedOnResume);
 
@@ -103,6 +101,8 @@ public static class TrainCommand
                     c.Threads = threadCount;
                 });
                 ctx.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
+                if (trainer.TornMetricsLinesDropped > 0)
+                    ctx.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");
             }
             else
             {
@@ -116,6 +116,8 @@ public static class TrainCommand
                 var dir = parse.GetValue(runDir) ?? Path.Combine("runs", $"run-{DateTime.Now:yyyyMMdd-HHmmss}");
                 trainer = Trainer.Start(c, dir);
                 ctx.Out.WriteLine($"run folder: {dir}");
+                if (trainer.StartedOverAnUnfinishedRun)
+                    ctx.Out.WriteLine($"note: {dir} held a run that stopped before its first checkpoint; starting it afresh");
             }
             using (trainer)
             {
@@ -126,13 +128,13 @@ public static class TrainCommand
                 ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
                 var cfg = trainer.Config;
                 ctx.Out.WriteLine($"diffusion: {cfg.Schedule} schedule, T = {cfg.Timesteps}, predicts {cfg.Prediction}, variance {cfg.Variance}, loss {cfg.Loss}, t {cfg.TimestepSampler}{(cfg.Recipe is null ? "" : $" (recipe {cfg.Recipe})")}");
-                var token = ctx.CancelOnCtrlC();
+                var token = ctx.CancelOnCtrlC("finishing the step and saving a checkpoint");
                 var result = ProgressView.RunTraining(ctx, parse.GetValue(noProgress), trainer.Config.LogEvery,
                     progress => trainer.Run(progress, token));
                 ctx.Out.WriteLine(result.Interrupted
                     ? $"interrupted at step {result.Step}: checkpoint {result.CheckpointDir}; continue with: ddpm train --resume {trainer.RunDir}"
                     : $"done: {result.Step} steps, final loss {result.LastLoss:F4}; checkpoint {result.CheckpointDir}; samples {result.FinalGrid}");
-                return result.Interrupted ? InterruptedExitCode : 0;
+                return result.Interrupted ? ctx.InterruptedExitCode : 0;
             }
         });
         return cmd;
