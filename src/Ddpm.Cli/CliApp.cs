@@ -56,12 +56,18 @@ public static class CliApp
             var inner = e is AggregateException { InnerException: not null } a ? a.InnerException! : e;
             if (inner is DdpmException ddpm)
                 err.WriteLine($"error: {OneLine(ddpm.MessageWithSetting(SettingOptions.Flag))}");
+            else if (inner is IOException or UnauthorizedAccessException)
+                err.WriteLine($"error: {OneLine(inner.Message)}");
             else if (inner is OperationCanceledException)
-                err.WriteLine("error: interrupted");
+            {
+                err.WriteLine("interrupted");
+                return ctx.InterruptedExitCode;
+            }
             else
                 err.WriteLine($"error: {inner.GetType().Name}: {OneLine(inner.Message)}");
             if (verbose) err.WriteLine(inner.ToString());
-            return inner is DdpmException or OperationCanceledException ? 1 : 3;
+            // A file-system failure (full disk, no permission) is the user's environment, not a bug: exit 1 like other user errors.
+            return inner is DdpmException or OperationCanceledException or IOException or UnauthorizedAccessException ? 1 : 3;
         }
     }
 
@@ -80,17 +86,37 @@ public sealed class CliContext
         Err = err;
     }
 
-    /// <summary>A token cancelled by the first Ctrl+C (the second one kills the process as usual).</summary>
-    public CancellationToken CancelOnCtrlC()
+    /// <summary>
+    /// A token cancelled by the first Ctrl+C or SIGTERM (what kill, docker stop, systemd and batch schedulers send):
+    /// the command finishes its step and saves. A second signal of either kind ends the process at once.
+    /// </summary>
+    public CancellationToken CancelOnCtrlC(string onInterrupt = "stopping")
     {
         var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
             if (cts.IsCancellationRequested) return;
             e.Cancel = true;
-            Err.WriteLine("\nInterrupted: finishing the step and saving a checkpoint (Ctrl+C again to abort)...");
-            cts.Cancel();
+            Interrupt(cts, 130, "Ctrl+C", onInterrupt);
         };
+        _sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            if (cts.IsCancellationRequested) return; // the second signal: let it terminate the process
+            c.Cancel = true;
+            Interrupt(cts, 143, "SIGTERM", onInterrupt);
+        });
         return cts.Token;
     }
+
+    private System.Runtime.InteropServices.PosixSignalRegistration? _sigterm;
+
+    private void Interrupt(CancellationTokenSource cts, int exitCode, string signal, string onInterrupt)
+    {
+        InterruptedExitCode = exitCode;
+        Err.WriteLine($"\nInterrupted ({signal}): {onInterrupt} (again to abort)...");
+        cts.Cancel();
+    }
+
+    /// <summary>The exit code of a run stopped by a signal: 128 + its number (130 for Ctrl+C, 143 for SIGTERM).</summary>
+    public int InterruptedExitCode { get; private set; } = 130;
 }

@@ -10,8 +10,6 @@ namespace Ddpm.Cli.Commands;
 /// <summary><c>ddpm train</c>: every TrainConfig setting as an option (see <see cref="SettingOptions"/>), or from --config FILE.json.</summary>
 public static class TrainCommand
 {
-    /// <summary>Exit code after Ctrl+C (128 + SIGINT, as shells report it); the checkpoint is saved by then.</summary>
-    public const int InterruptedExitCode = 130;
 
     public static Command Create(CliContext ctx)
     {
@@ -53,6 +51,8 @@ public static class TrainCommand
                     c.Threads = threadCount;
                 });
                 ctx.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
+                if (trainer.TornMetricsLinesDropped > 0)
+                    ctx.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");
             }
             else
             {
@@ -65,11 +65,14 @@ public static class TrainCommand
                 if (Trainer.HoldsRun(dir)) throw new DdpmException($"{dir} already holds a run: continue it with --resume {dir}, or choose another --output");
                 trainer = Trainer.Start(c, dir);
                 ctx.Out.WriteLine($"run folder: {dir}");
+                if (trainer.StartedOverAnUnfinishedRun)
+                    ctx.Out.WriteLine($"note: {dir} held a run that stopped before its first checkpoint; starting it afresh");
             }
             using (trainer)
             {
-                // The evaluator of --eval-every comes from the metrics layer (the trainer only calls it), opened at its first use.
-                if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluatorOnFirstUse(trainer.Config, trainer.Data, trainer.Device);
+                // The evaluator of --eval-every comes from the metrics layer (the trainer only calls it). It opens its
+                // classifier and Inception weights now, so a wrong path is refused before any training step is spent.
+                if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluator(trainer.Config, trainer.Data, trainer.Device);
                 var m = trainer.Config.Model!;
                 ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
                 ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
@@ -78,13 +81,13 @@ public static class TrainCommand
                     + $"variance {SettingNames.Variance.Name(cfg.Variance)}, loss {SettingNames.Loss.Name(cfg.Loss)}, t {SettingNames.TimestepSampler.Name(cfg.TimestepSampler)}{(cfg.Recipe is null ? "" : $" (recipe {cfg.Recipe})")}");
                 if (cfg.EvalEvery > 0)
                     ctx.Out.WriteLine($"evaluation: every {cfg.EvalEvery} steps, classifier {cfg.EvalClassifier.Describe(cfg.Data, trainer.Data.Channels)}");
-                var token = ctx.CancelOnCtrlC();
+                var token = ctx.CancelOnCtrlC("finishing the step and saving a checkpoint");
                 var result = ProgressView.RunTraining(ctx, parse.GetValue(noProgress), trainer.Config.LogEvery,
                     progress => trainer.Run(progress, token));
                 ctx.Out.WriteLine(result.Interrupted
                     ? $"interrupted at step {result.Step}: checkpoint {result.CheckpointDir}; continue with: ddpm train --resume {trainer.RunDir}"
                     : $"done: {result.Step} steps, final loss {result.LastLoss:F4}; checkpoint {result.CheckpointDir}; samples {result.FinalGrid}");
-                return result.Interrupted ? InterruptedExitCode : 0;
+                return result.Interrupted ? ctx.InterruptedExitCode : 0;
             }
         });
         return cmd;

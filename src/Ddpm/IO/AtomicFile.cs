@@ -34,8 +34,10 @@ public static class AtomicFile
                 write(fs);
                 fs.Flush(flushToDisk: true);
             }
+            FaultInjection.At($"{Path.GetFileName(full)}: written, before the rename");
             File.Move(tmp, full, overwrite: true);
         }
+        catch (Exception e) when (FaultInjection.IsCrash(e)) { throw; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             TryDelete(tmp);

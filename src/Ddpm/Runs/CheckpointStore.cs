@@ -46,11 +46,16 @@ public static class CheckpointStore
 
     public static string NameFor(long step) => "step_" + step.ToString("D7", CultureInfo.InvariantCulture);
 
-    /// <summary>Writes a checkpoint atomically and returns its folder. Keeps the newest <paramref name="keep"/>.</summary>
+    /// <summary>
+    /// Writes a checkpoint atomically and returns its folder. Keeps the newest <paramref name="keep"/>. Every window
+    /// between two file operations leaves a complete checkpoint that <see cref="Resolve"/> finds (tested by fault
+    /// injection at each <see cref="FaultInjection"/> point).
+    /// </summary>
     public static string Save(string runDir, CheckpointState state, nn.Module model, nn.Module ema, Adam optimizer, int keep = 2)
     {
         var root = Path.Combine(runDir, Folder);
         Directory.CreateDirectory(root);
+        Recover(root);
         var name = NameFor(state.Step);
         var final = Path.Combine(root, name);
         var tmp = Path.Combine(root, $".tmp-{name}-{Guid.NewGuid():N}");
@@ -58,21 +63,25 @@ public static class CheckpointStore
         try
         {
             model.save_safetensors(Path.Combine(tmp, ModelFile));
+            FaultInjection.At("checkpoint: model written");
             ema.save_safetensors(Path.Combine(tmp, EmaFile));
             SaveOptimizer(optimizer, Path.Combine(tmp, OptimizerFile));
+            FaultInjection.At("checkpoint: optimizer written");
             state.SavedAt = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture);
             File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, TrainConfig.Json));
             foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
+            FaultInjection.At("checkpoint: temporary folder complete");
 
             // Same step saved again (e.g. interrupted right after a periodic save): the old folder is swapped out.
             MoveIntoPlace(tmp, final);
         }
-        catch
+        catch (Exception e) when (!FaultInjection.IsCrash(e))
         {
             if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
             throw;
         }
         AtomicFile.WriteAllText(Path.Combine(root, LatestFile), name + "\n");
+        FaultInjection.At("checkpoint: latest written");
         Prune(root, keep, name);
         return final;
     }
@@ -99,7 +108,7 @@ public static class CheckpointStore
             foreach (var f in Directory.GetFiles(tmp)) AtomicFile.FlushToDisk(f);
             MoveIntoPlace(tmp, final);
         }
-        catch
+        catch (Exception e) when (!FaultInjection.IsCrash(e))
         {
             if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
             throw;
@@ -123,21 +132,58 @@ public static class CheckpointStore
     }
 
     /// <summary>
-    /// Renames the complete folder <paramref name="tmp"/> to <paramref name="final"/>; an existing <paramref name="final"/>
-    /// is first renamed aside (".old-*", which pruning sweeps) and deleted after, so the name never points at a partial folder.
+    /// Renames the complete folder <paramref name="tmp"/> to <paramref name="final"/>. An existing <paramref name="final"/>
+    /// is first renamed aside (".old-NAME-*") and deleted after. A crash between the two renames leaves the complete
+    /// copy aside: <see cref="Resolve"/> reads it there and the next save (<see cref="Recover"/>) puts it back.
     /// </summary>
     private static void MoveIntoPlace(string tmp, string final)
     {
         if (!Directory.Exists(final))
         {
             Directory.Move(tmp, final);
+            FaultInjection.At("checkpoint: renamed into place");
             return;
         }
-        var old = Path.Combine(Path.GetDirectoryName(final)!, $".old-{Path.GetFileName(final)}-{Guid.NewGuid():N}");
+        var old = Path.Combine(Path.GetDirectoryName(final)!, $"{OldPrefix}{Path.GetFileName(final)}-{Guid.NewGuid():N}");
         Directory.Move(final, old);
+        FaultInjection.At("checkpoint: previous copy renamed aside");
         Directory.Move(tmp, final);
+        FaultInjection.At("checkpoint: renamed into place over a previous copy");
         Directory.Delete(old, recursive: true);
     }
+
+    private const string OldPrefix = ".old-";
+
+    /// <summary>The complete copy set aside for <paramref name="name"/> by an interrupted swap, or null.</summary>
+    private static string? AsideCopyOf(string root, string name) =>
+        Directory.GetDirectories(root, $"{OldPrefix}{name}-*")
+            .Where(d => File.Exists(Path.Combine(d, StateFile)))
+            .OrderBy(d => d, StringComparer.Ordinal)
+            .FirstOrDefault();
+
+    /// <summary>Puts back every complete copy an interrupted swap left aside whose checkpoint name is free.</summary>
+    private static void Recover(string root)
+    {
+        foreach (var aside in Directory.GetDirectories(root, OldPrefix + "step_*"))
+        {
+            var name = CheckpointNameOfAside(aside);
+            if (name is null || Directory.Exists(Path.Combine(root, name)) || !File.Exists(Path.Combine(aside, StateFile))) continue;
+            Directory.Move(aside, Path.Combine(root, name));
+        }
+    }
+
+    private static string? CheckpointNameOfAside(string aside)
+    {
+        var file = Path.GetFileName(aside);
+        int dash = file.LastIndexOf('-');
+        if (!file.StartsWith(OldPrefix, StringComparison.Ordinal) || dash <= OldPrefix.Length) return null;
+        var name = file[OldPrefix.Length..dash];
+        return IsCheckpointName(name) ? name : null;
+    }
+
+    /// <summary>Whether <paramref name="name"/> is the name of a checkpoint folder (step_ and digits): a pointer may name nothing else.</summary>
+    public static bool IsCheckpointName(string name) =>
+        name.Length > 5 && name.StartsWith("step_", StringComparison.Ordinal) && name.AsSpan(5).IndexOfAnyExceptInRange('0', '9') < 0;
 
     private static void Prune(string root, int keep, string latest)
     {
@@ -147,16 +193,31 @@ public static class CheckpointStore
             if (Path.GetFileName(dir) == latest) continue;
             Directory.Delete(dir, recursive: true);
         }
-        foreach (var stale in Directory.GetDirectories(root, ".tmp-*").Concat(Directory.GetDirectories(root, ".old-*")))
+        foreach (var stale in Directory.GetDirectories(root, ".tmp-*").Concat(Directory.GetDirectories(root, OldPrefix + "*")))
         {
+            // A copy set aside stays until its checkpoint is back in place (Recover).
+            if (CheckpointNameOfAside(stale) is string name && !File.Exists(Path.Combine(root, name, StateFile))) continue;
             try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
         }
+        foreach (var tmpFile in Directory.GetFiles(root, ".*.tmp"))
+        {
+            try { File.Delete(tmpFile); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Whether the run folder holds a complete checkpoint (or a complete copy an interrupted save set aside).</summary>
+    public static bool HasCompleteCheckpoint(string runDir)
+    {
+        var root = Path.Combine(runDir, Folder);
+        if (!Directory.Exists(root)) return false;
+        return ListComplete(root).Count > 0 ||
+               Directory.GetDirectories(root, OldPrefix + "step_*").Any(d => File.Exists(Path.Combine(d, StateFile)));
     }
 
     /// <summary>Complete checkpoint folders, oldest first.</summary>
     private static List<string> ListComplete(string root) =>
         Directory.GetDirectories(root, "step_*")
-            .Where(d => File.Exists(Path.Combine(d, StateFile)))
+            .Where(d => IsCheckpointName(Path.GetFileName(d)) && File.Exists(Path.Combine(d, StateFile)))
             .OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal)
             .ToList();
 
@@ -176,15 +237,27 @@ public static class CheckpointStore
         if (File.Exists(Path.Combine(path, StateFile))) return Path.GetFullPath(path);
         var root = Path.Combine(path, Folder);
         if (!Directory.Exists(root)) throw new DdpmException($"{path}: neither a run folder (no {Folder}/) nor a checkpoint folder (no {StateFile})");
+        // The pointer may name only a checkpoint of this run (step_N inside checkpoints/): anything else, such as a
+        // path into another run, is ignored and the newest complete checkpoint is used.
         var pointer = Path.Combine(root, LatestFile);
         if (File.Exists(pointer))
         {
             var name = File.ReadAllText(pointer).Trim();
-            var dir = Path.Combine(root, name);
-            if (name.Length > 0 && File.Exists(Path.Combine(dir, StateFile))) return Path.GetFullPath(dir);
+            if (IsCheckpointName(name))
+            {
+                var dir = Path.Combine(root, name);
+                if (File.Exists(Path.Combine(dir, StateFile))) return Path.GetFullPath(dir);
+                if (!Directory.Exists(dir) && AsideCopyOf(root, name) is string aside) return Path.GetFullPath(aside);
+            }
         }
         var complete = ListComplete(root);
-        if (complete.Count == 0) throw new DdpmException($"{path}: the run folder holds no complete checkpoint");
+        if (complete.Count == 0)
+        {
+            var asides = Directory.GetDirectories(root, OldPrefix + "step_*").Where(d => CheckpointNameOfAside(d) is not null && File.Exists(Path.Combine(d, StateFile)))
+                .OrderBy(d => CheckpointNameOfAside(d), StringComparer.Ordinal).ToList();
+            if (asides.Count > 0) return Path.GetFullPath(asides[^1]);
+            throw new DdpmException($"{path}: the run folder holds no complete checkpoint");
+        }
         return Path.GetFullPath(complete[^1]);
     }
 

@@ -72,18 +72,40 @@ public sealed class MetricsLog : IDisposable
         return File.Exists(path) ? File.ReadLines(path).Where(l => l.Length > 0).ToList() : Enumerable.Empty<string>();
     }
 
-    /// <summary>Drops lines written after <paramref name="step"/> by a run that is now resumed from that step.</summary>
-    public static void TruncateAfter(string runDir, long step)
+    /// <summary>
+    /// Drops lines written after <paramref name="step"/> by a run that is now resumed from that step, and lines that are
+    /// not whole JSON records (a last line torn by a crash, power loss or a full disk). Returns how many torn lines it
+    /// dropped, so the caller can say so.
+    /// </summary>
+    public static int TruncateAfter(string runDir, long step)
     {
         var path = Path.Combine(runDir, FileName);
-        if (!File.Exists(path)) return;
-        var keep = File.ReadLines(path).Where(l =>
+        if (!File.Exists(path)) return 0;
+        int torn = 0;
+        var keep = new List<string>();
+        foreach (var line in File.ReadLines(path))
         {
-            if (l.Length == 0) return false;
-            using var doc = JsonDocument.Parse(l);
-            return doc.RootElement.GetProperty("step").GetInt64() <= step;
-        }).ToList();
+            if (line.Length == 0) continue;
+            long? lineStep = StepOf(line);
+            if (lineStep is null) torn++;
+            else if (lineStep <= step) keep.Add(line);
+        }
         AtomicFile.WriteAllText(path, keep.Count == 0 ? "" : string.Join("\n", keep) + "\n");
+        return torn;
+    }
+
+    private static long? StepOf(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.ValueKind == JsonValueKind.Object &&
+                   doc.RootElement.TryGetProperty("step", out var s) && s.TryGetInt64(out long v) ? v : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     public void Dispose()

@@ -145,6 +145,7 @@ public sealed class Trainer : IDisposable
         {
             c.Model = null;
             c.Validate();
+            CheckBatchFitsData(c.BatchSize, data);
             return c;
         }
         c.Model ??= Presets.Get(c.Preset, data.Height, data.Channels);
@@ -152,6 +153,7 @@ public sealed class Trainer : IDisposable
         DiffusionFactory.ConfigureOutputChannels(c.Model, c);
         c.Validate();
         CheckDataFitsModel(c.Model, data);
+        CheckBatchFitsData(c.BatchSize, data);
         return c;
     }
 
@@ -162,9 +164,11 @@ public sealed class Trainer : IDisposable
                 $"the model expects {model.InChannels}x{model.ImageSize}x{model.ImageSize} images but the data ({data.Source}) has {data.Channels}x{data.Height}x{data.Width}; set image_size and channels");
     }
 
-    /// <summary>Whether <paramref name="runDir"/> holds a run already (its checkpoints or its config.json).</summary>
-    public static bool HoldsRun(string runDir) =>
-        Directory.Exists(Path.Combine(runDir, CheckpointStore.Folder)) || File.Exists(Path.Combine(runDir, ConfigFile));
+    /// <summary>
+    /// Whether <paramref name="runDir"/> holds a run already: a complete checkpoint. A folder whose run died before its
+    /// first checkpoint holds none, and <see cref="Start"/> starts it afresh.
+    /// </summary>
+    public static bool HoldsRun(string runDir) => CheckpointStore.HasCompleteCheckpoint(runDir);
 
     /// <summary>
     /// Starts a new run in <paramref name="runDir"/> (which must not hold a run already). <paramref name="model"/>
@@ -175,25 +179,50 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null)
     {
+        if (string.IsNullOrWhiteSpace(runDir)) throw new DdpmException("the run folder's path is empty");
         config.Validate();
-        if (HoldsRun(runDir))
-            throw new DdpmException($"{runDir} already holds a run: resume it, or choose another run folder");
+        if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
+        Trainer? trainer = null;
+        RunLock? runLock = null;
         try
         {
+            // Everything that can refuse the settings (data, network, diffusion, device) runs before the folder exists.
             var resolved = Resolve(config, data, customModel: model is not null);
             var device = TorchRuntime.ResolveDevice(resolved.Device);
-            Directory.CreateDirectory(runDir);
+            trainer = new Trainer(resolved, runDir, data, owns, device, model);
+            RunFolder.Create(runDir);
+            runLock = RunLock.Acquire(runDir);
+            if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
+            // A folder with a configuration but no complete checkpoint is a run that died before its first one: start
+            // it afresh (its metrics lines describe steps that no checkpoint holds).
+            trainer.StartedOverAnUnfinishedRun = File.Exists(Path.Combine(runDir, ConfigFile));
+            if (trainer.StartedOverAnUnfinishedRun) MetricsLog.TruncateAfter(runDir, -1);
+            RunFolder.ProbeWritable(Path.Combine(runDir, CheckpointStore.Folder));
             AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), resolved.ToJson());
-            return new Trainer(resolved, runDir, data, owns, device, model);
+            trainer._runLock = runLock;
+            return trainer;
         }
         catch
         {
-            if (owns) data.Dispose();
+            runLock?.Dispose();
+            if (trainer is not null) trainer.Dispose();
+            else if (owns) data.Dispose();
             throw;
         }
     }
+
+    private static DdpmException AlreadyHoldsARun(string runDir) =>
+        new($"{runDir} already holds a run: resume it, or choose another run folder");
+
+    /// <summary>Whether <see cref="Start"/> found a run that had died before its first checkpoint and started afresh over it.</summary>
+    public bool StartedOverAnUnfinishedRun { get; private set; }
+
+    /// <summary>How many torn lines (cut by a crash or a full disk) <see cref="Resume"/> dropped from metrics.jsonl.</summary>
+    public int TornMetricsLinesDropped { get; private set; }
+
+    private RunLock? _runLock;
 
     /// <summary>
     /// Continues the run in <paramref name="runDir"/> from its latest checkpoint. <paramref name="adjust"/> may change
@@ -202,19 +231,24 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null, ModelFactory? model = null)
     {
-        var dir = CheckpointStore.Resolve(runDir);
-        var state = CheckpointStore.ReadState(dir);
-        var config = state.Config.Clone();
-        if (config.Model is null && model is null) throw new DdpmException(RunModels.CustomModelMissing(dir));
-        adjust?.Invoke(config);
-        config.Validate();
-        if (config.Steps < state.Step)
-            throw DdpmException.ForSetting("steps", $"{config.Steps}: the run already did {state.Step} steps");
+        if (File.Exists(Path.Combine(runDir, CheckpointStore.StateFile)))
+            throw new DdpmException($"{runDir} is a checkpoint, not a run folder: resume the run that holds it ({RunFolder.OfCheckpoint(runDir)})");
+        if (!Directory.Exists(runDir)) throw new DdpmException($"run folder not found: {runDir}");
+        var runLock = RunLock.Acquire(runDir);
         bool owns = data is null;
-        data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         Trainer? trainer = null;
         try
         {
+            var dir = CheckpointStore.Resolve(runDir);
+            var state = CheckpointStore.ReadState(dir);
+            var config = state.Config.Clone();
+            if (config.Model is null && model is null) throw new DdpmException(RunModels.CustomModelMissing(dir));
+            adjust?.Invoke(config);
+            config.Validate();
+            if (config.Steps < state.Step)
+                throw DdpmException.ForSetting("steps", $"{config.Steps}: the run already did {state.Step} steps");
+            data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
+            CheckBatchFitsData(config.BatchSize, data);
             trainer = new Trainer(config, runDir, data, owns, TorchRuntime.ResolveDevice(config.Device), model);
             CheckpointStore.LoadWeights(trainer.Model, Path.Combine(dir, CheckpointStore.ModelFile));
             CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
@@ -222,16 +256,26 @@ public sealed class Trainer : IDisposable
             trainer.Step = state.Step;
             if (trainer._timesteps is LossAwareTimestepSampler lossAware && state.TimestepSampler is not null)
                 lossAware.SetState(state.TimestepSampler, Path.Combine(dir, CheckpointStore.StateFile));
-            MetricsLog.TruncateAfter(runDir, state.Step);
+            RunFolder.ProbeWritable(Path.Combine(runDir, CheckpointStore.Folder));
+            trainer.TornMetricsLinesDropped = MetricsLog.TruncateAfter(runDir, state.Step);
             AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), config.ToJson());
+            trainer._runLock = runLock;
             return trainer;
         }
         catch
         {
-            trainer?.Dispose();
-            if (owns && trainer is null) data.Dispose();
+            runLock.Dispose();
+            if (trainer is not null) trainer.Dispose();
+            else if (owns) data?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A batch larger than the data set would repeat images within one batch; it is refused.</summary>
+    private static void CheckBatchFitsData(int batchSize, ImageDataset data)
+    {
+        if (batchSize > data.Count)
+            throw DdpmException.ForSetting("batch_size", $"{batchSize} is larger than the data set ({data.Count} images from {data.Source}): lower it or add images");
     }
 
     /// <summary>
@@ -481,5 +525,6 @@ public sealed class Trainer : IDisposable
         _lastGradNorm.Dispose();
         if (DataHeldOnDevice) _images.Dispose();
         if (_ownsData) Data.Dispose();
+        _runLock?.Dispose();
     }
 }

@@ -36,27 +36,6 @@ public static class EvalMetrics
         }
     }
 
-    /// <summary>
-    /// The same evaluator, built at its first use: <c>--eval-every</c> opens the classifier and the Inception weights
-    /// when it first scores, so a run with a wrong weights path trains and logs up to that step before it stops.
-    /// </summary>
-    public static ITrainingEvaluator CreateEvaluatorOnFirstUse(TrainConfig config, ImageDataset data, Device device) =>
-        new OnFirstUse(() => CreateEvaluator(config, data, device));
-
-    private sealed class OnFirstUse(Func<ITrainingEvaluator> create) : ITrainingEvaluator
-    {
-        private ITrainingEvaluator? _inner;
-
-        private ITrainingEvaluator Inner => _inner ??= create();
-
-        public string PrimaryMetric => Inner.PrimaryMetric;
-
-        public IReadOnlyDictionary<string, double> Evaluate(nn.Module<Tensor, Tensor, Tensor> model, GaussianDiffusion diffusion,
-            IProgress<int>? progress, CancellationToken cancellationToken) => Inner.Evaluate(model, diffusion, progress, cancellationToken);
-
-        public void Dispose() => _inner?.Dispose();
-    }
-
     private static IFeatureExtractor OpenClassifier(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
 
     private static IFeatureExtractor OpenInception(string path, Device device) => InceptionFeatureExtractor.Load(path, InceptionFeatureExtractor.DefaultDims, device);
