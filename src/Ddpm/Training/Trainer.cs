@@ -421,8 +421,9 @@ public sealed class Trainer : IDisposable
             Advance();
             if (progress is not null)
             {
-                // The progress display reads the last loss back at most once a second between log lines.
-                if (shown.Elapsed.TotalSeconds >= 1 || double.IsNaN(shownLoss))
+                // The progress display reads the last loss back at most once a second between log lines on a GPU;
+                // on the CPU there is no device to wait for, so it shows every step's loss.
+                if (Device.type == DeviceType.CPU || shown.Elapsed.TotalSeconds >= 1 || double.IsNaN(shownLoss))
                 {
                     (shownLoss, shownNorm) = (_lastLoss.item<float>(), _lastGradNorm.item<float>());
                     shown.Restart();
