@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Ddpm.Metrics.Evaluation;
@@ -48,8 +49,11 @@ public static class TrainCommand
                 trainer = Trainer.Resume(resumeDir, adjust: c =>
                 {
                     ApplyGiven(c);
-                    c.Threads = threadCount;
+                    if (Given(threads)) c.Threads = threadCount;
                 });
+                // The run keeps its thread count unless --threads is given: libtorch's reductions split work by thread,
+                // so another count can change the last bits and a resumed run would no longer equal an uninterrupted one.
+                TorchRuntime.SetThreads(trainer.Config.Threads);
                 ctx.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
                 if (trainer.TornMetricsLinesDropped > 0)
                     ctx.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");

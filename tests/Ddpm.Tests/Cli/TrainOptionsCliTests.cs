@@ -88,4 +88,31 @@ public class TrainOptionsCliTests
         Assert.Equal(weights, c.GetProperty("inception_weights").GetString());
         Assert.Equal("none", c.GetProperty("eval_classifier").GetString());
     }
+
+    /// <summary>
+    /// Resuming keeps the run's thread count unless --threads is given: libtorch splits its reductions by thread, so
+    /// another count changes the last bits (bench/crash-harness.sh found resumed runs off the uninterrupted bytes).
+    /// </summary>
+    [Fact]
+    public void ResumingKeepsTheRunsThreadCountUnlessGiven()
+    {
+        var dir = TestUtil.TempDir();
+        var (_, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 24, steps: 1);
+        var run = Path.Combine(dir, "run");
+        int threadsBefore = get_num_threads();
+        try
+        {
+            Assert.Equal(0, TestUtil.Cli("train", "--config", cfg, "--output", run, "--no-progress", "--threads", "1").Code);
+            var (code, _, err) = TestUtil.Cli("train", "--resume", run, "--steps", "2", "--no-progress");
+            Assert.True(code == 0, err);
+            Assert.Equal(1, ConfigJson(run).GetProperty("threads").GetInt32());
+            Assert.Equal(1, get_num_threads());
+            Assert.Equal(0, TestUtil.Cli("train", "--resume", run, "--steps", "3", "--no-progress", "--threads", "2").Code);
+            Assert.Equal(2, ConfigJson(run).GetProperty("threads").GetInt32());
+        }
+        finally
+        {
+            set_num_threads(threadsBefore);
+        }
+    }
 }
