@@ -108,6 +108,15 @@ public sealed class TrainConfig
     /// <summary>Steps of the grid sampler (0 = its default: all T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
     [Setting("Steps of the grid sampler, 0 = its default (T for ddpm, 50 for ddim, 20 for dpm-solver)", Resumable = true)]
     public int SampleSteps { get; set; }
+    /// <summary>How the grid sampler spreads its steps (null: the sampler's default); see <see cref="Sampling.SamplerOptions.ParseSpacing"/>.</summary>
+    [Setting("Spacing of the grid sampler's steps: even, logsnr, linspace, leading, trailing or karras (default: the sampler's)", Resumable = true)]
+    public string? SampleSpacing { get; set; }
+    /// <summary>What the grid sampler does to the predicted x_0: clip, dynamic or none.</summary>
+    [Setting("Threshold of the grid sampler's predicted x_0: clip, dynamic or none", Resumable = true)]
+    public string SampleThreshold { get; set; } = "clip";
+    /// <summary>DDIM's eta for the grids (only with the ddim grid sampler).</summary>
+    [Setting("DDIM's eta for the grids, 0 (deterministic) to 1; only with sample_sampler ddim", Resumable = true)]
+    public double SampleEta { get; set; }
     /// <summary>Checkpoint every N steps (0 = only at the end and on interruption).</summary>
     [Setting("Checkpoint every N steps, 0 = only at the end", Resumable = true)]
     public long CheckpointEvery { get; set; } = 250;
@@ -136,6 +145,15 @@ public sealed class TrainConfig
     /// <summary>Sampling steps of the evaluation sampler (0 = the sampler's default: T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
     [Setting("Steps of the evaluation sampler, 0 = its default (20 for dpm-solver)", Resumable = true)]
     public int EvalSteps { get; set; }
+    /// <summary>How the evaluation sampler spreads its steps (null: the sampler's default).</summary>
+    [Setting("Spacing of the evaluation sampler's steps: even, logsnr, linspace, leading, trailing or karras (default: the sampler's)", Resumable = true)]
+    public string? EvalSpacing { get; set; }
+    /// <summary>What the evaluation sampler does to the predicted x_0: clip, dynamic or none.</summary>
+    [Setting("Threshold of the evaluation sampler's predicted x_0: clip, dynamic or none", Resumable = true)]
+    public string EvalThreshold { get; set; } = "clip";
+    /// <summary>DDIM's eta for the evaluation samples (only with the ddim evaluation sampler).</summary>
+    [Setting("DDIM's eta for the evaluation samples, 0 to 1; only with eval_sampler ddim", Resumable = true)]
+    public double EvalEta { get; set; }
 
     // Runtime (not part of the numerics)
     [Setting("cpu, cuda, cuda:N or auto (CUDA when TorchSharp sees it)", Resumable = true)]
@@ -223,6 +241,34 @@ public sealed class TrainConfig
         }
     }
 
+    /// <summary>The grid's (prefix "sample") or the evaluation's ("eval") sampler settings, checked where the configuration is validated.</summary>
+    private static void CheckSamplerSettings(string prefix, string sampler, string? spacing, string threshold, double eta)
+    {
+        string Num(double v) => v.ToString(CultureInfo.InvariantCulture);
+        try { if (spacing is not null) Sampling.SamplerOptions.ParseSpacing(spacing); }
+        catch (DdpmException) { throw DdpmException.ForSetting($"{prefix}_spacing", $"{spacing}: expected even, logsnr, linspace, leading, trailing or karras"); }
+        try { Sampling.SamplerOptions.ParseThreshold(threshold ?? ""); }
+        catch (DdpmException) { throw DdpmException.ForSetting($"{prefix}_threshold", $"{threshold}: expected clip, dynamic or none"); }
+        if (!(eta >= 0 && eta <= 1)) throw DdpmException.ForSetting($"{prefix}_eta", $"{Num(eta)}: expected a value in [0, 1]");
+        if (eta != 0 && !sampler.Equals(Sampling.DdimSampler.RegistryName, StringComparison.OrdinalIgnoreCase))
+            throw DdpmException.ForSetting($"{prefix}_eta", $"{Num(eta)}: applies to the ddim sampler only ({prefix}_sampler is {sampler})");
+    }
+
+    /// <summary>
+    /// A sampler by registry name with a run's settings for it: steps (0: its default), spacing (null: its default),
+    /// threshold, and DDIM's eta. The grids use the sample_* settings, the evaluation the eval_* ones.
+    /// </summary>
+    public static Sampling.ISampler BuildSampler(string name, int steps, string? spacing, string threshold, double eta)
+    {
+        var sampler = Sampling.SamplerRegistry.Create(name, o => o with
+        {
+            Steps = steps > 0 ? steps : null,
+            Spacing = spacing is null ? null : Sampling.SamplerOptions.ParseSpacing(spacing),
+            Threshold = Sampling.SamplerOptions.ParseThreshold(threshold),
+        });
+        return sampler.Options is Sampling.DdimOptions ddim ? sampler.With(ddim with { Eta = eta }) : sampler;
+    }
+
     private static void CheckSamplerName(string name, string setting)
     {
         try
@@ -260,6 +306,7 @@ public sealed class TrainConfig
         Check(SampleEvery >= 0, "sample_every", $"{SampleEvery}: must not be negative");
         Check(SampleSteps >= 0 && SampleSteps <= Timesteps, "sample_steps", $"{SampleSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
         CheckSamplerName(SampleSampler, "sample_sampler");
+        CheckSamplerSettings("sample", SampleSampler, SampleSpacing, SampleThreshold, SampleEta);
         Check(SampleCount is >= 1 and <= 4096, "sample_count", $"{SampleCount}: must be between 1 and 4096");
         Check(CheckpointEvery >= 0, "checkpoint_every", $"{CheckpointEvery}: must not be negative");
         Check(KeepCheckpoints >= 1, "keep_checkpoints", $"{KeepCheckpoints}: must be at least 1");
@@ -272,6 +319,7 @@ public sealed class TrainConfig
         Check(EvalRealCount >= 2 * EvalCount, "eval_real_count", $"{EvalRealCount}: must be at least twice eval_count ({2L * EvalCount}) for the real-vs-real floor");
         Check(EvalSteps >= 0 && EvalSteps <= Timesteps, "eval_steps", $"{EvalSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
         CheckSamplerName(EvalSampler, "eval_sampler");
+        CheckSamplerSettings("eval", EvalSampler, EvalSpacing, EvalThreshold, EvalEta);
         Check(Threads >= 0, "threads", $"{Threads}: must not be negative");
         Check(Enum.IsDefined(Schedule), "schedule", $"{Schedule}: expected {SettingNames.Schedule.Expected}");
         Check(Enum.IsDefined(Variance), "variance", $"{Variance}: expected {SettingNames.Variance.Expected}");

@@ -382,7 +382,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The sampler of the grids: <see cref="TrainConfig.SampleSampler"/> over <see cref="TrainConfig.SampleSteps"/> steps (0: its default).</summary>
     public static ISampler GridSampler(TrainConfig config) =>
-        SamplerRegistry.Create(config.SampleSampler, o => o with { Steps = config.SampleSteps > 0 ? config.SampleSteps : null });
+        TrainConfig.BuildSampler(config.SampleSampler, config.SampleSteps, config.SampleSpacing, config.SampleThreshold, config.SampleEta);
 
     /// <summary>Small images are drawn larger in grids so that a person can see them.</summary>
     public static int GridScale(int imageSize) => imageSize <= 32 ? 2 : 1;

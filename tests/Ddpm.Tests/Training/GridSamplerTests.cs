@@ -43,4 +43,39 @@ public class GridSamplerTests
         config.SampleSteps = 13; // T = 12
         Assert.StartsWith("sample_steps 13:", Assert.Throws<DdpmException>(config.Validate).Message);
     }
+
+    /// <summary>The grids' and the evaluation's samplers take the sampler group's settings from the run's configuration.</summary>
+    [Fact]
+    public void GridAndEvaluationSamplersTakeSpacingThresholdAndEtaFromTheConfiguration()
+    {
+        var config = TestUtil.TinyConfig(steps: 1);
+        config.SampleSampler = "ddim";
+        config.SampleSteps = 4;
+        config.SampleSpacing = "trailing";
+        config.SampleThreshold = "none";
+        config.SampleEta = 0.5;
+        config.EvalSampler = "dpm-solver";
+        config.EvalSpacing = "karras";
+        config.EvalThreshold = "dynamic";
+        config.Validate();
+        var grid = Assert.IsType<DdimSampler>(Trainer.GridSampler(config));
+        Assert.Equal((4, TimestepSpacing.Trailing, X0Threshold.None, 0.5),
+            (grid.Options.Steps, grid.Options.Spacing, grid.Options.Threshold, grid.Options.Eta));
+        var eval = Assert.IsType<DpmSolverSampler>(Ddpm.Metrics.Evaluation.EvalMetrics.Sampler(config));
+        Assert.Equal((TimestepSpacing.Karras, X0Threshold.Dynamic), (eval.Options.Spacing, eval.Options.Threshold));
+
+        // The defaults leave each sampler as it was: the paper's ancestral grid, clipped, the sampler's own spacing.
+        var defaults = Assert.IsType<AncestralSampler>(Trainer.GridSampler(TestUtil.TinyConfig(steps: 1)));
+        Assert.Equal((null, null, X0Threshold.Clip), (defaults.Options.Steps, defaults.Options.Spacing, defaults.Options.Threshold));
+
+        config.SampleSampler = "ddpm";
+        var e = Assert.Throws<DdpmException>(config.Validate);
+        Assert.Equal("sample_eta", e.Setting);
+        config.SampleSampler = "ddim";
+        config.EvalThreshold = "sometimes";
+        Assert.Equal("eval_threshold", Assert.Throws<DdpmException>(config.Validate).Setting);
+        var (code, _, err) = TestUtil.Cli("train", "--sample-eta", "0.5", "--steps", "1", "--output", Path.Combine(TestUtil.TempDir(), "r"));
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: --sample-eta 0.5: applies to the ddim sampler only", err);
+    }
 }

@@ -42,7 +42,7 @@ public static class EvalMetrics
 
     /// <summary>The evaluation sampler: <see cref="TrainConfig.EvalSampler"/> over <see cref="TrainConfig.EvalSteps"/> steps (0: the sampler's default).</summary>
     public static ISampler Sampler(TrainConfig config) =>
-        SamplerRegistry.Create(config.EvalSampler, o => o with { Steps = config.EvalSteps > 0 ? config.EvalSteps : null });
+        TrainConfig.BuildSampler(config.EvalSampler, config.EvalSteps, config.EvalSpacing, config.EvalThreshold, config.EvalEta);
 
     private static TrainingEvaluator.Generator Generator(TrainConfig config, Device device)
     {
