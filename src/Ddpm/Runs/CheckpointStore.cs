@@ -193,10 +193,13 @@ public static class CheckpointStore
             if (Path.GetFileName(dir) == latest) continue;
             Directory.Delete(dir, recursive: true);
         }
+        string? newest = ListComplete(root).Select(d => Path.GetFileName(d)).LastOrDefault();
         foreach (var stale in Directory.GetDirectories(root, ".tmp-*").Concat(Directory.GetDirectories(root, OldPrefix + "*")))
         {
-            // A copy set aside stays until its checkpoint is back in place (Recover).
-            if (CheckpointNameOfAside(stale) is string name && !File.Exists(Path.Combine(root, name, StateFile))) continue;
+            // A copy set aside stays until its checkpoint is back in place (Recover) or a newer one is complete
+            // (names are zero-padded: ordinal order is step order).
+            if (CheckpointNameOfAside(stale) is string name && !File.Exists(Path.Combine(root, name, StateFile)) &&
+                (newest is null || string.CompareOrdinal(newest, name) < 0)) continue;
             try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
         }
         foreach (var tmpFile in Directory.GetFiles(root, ".*.tmp"))

@@ -87,6 +87,39 @@ public class CrashSafetyTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A full disk (or any I/O error) between two file operations of a save: the save fails, nothing complete is lost,
+    /// and the run resumes to the bytes of an uninterrupted one.
+    /// </summary>
+    [Fact]
+    public void AnIoErrorAtAnyPointOfASaveLosesNoCompleteCheckpoint()
+    {
+        using var data = TestUtil.TinyData();
+        var straightRun = Path.Combine(TestUtil.TempDir(), "straight");
+        using (var t = Trainer.Start(Config(steps: 4, keep: 1), straightRun, data)) t.Run();
+        var expected = FinalWeights(straightRun);
+
+        foreach (var point in PointsOfASave(sameStepTwice: true))
+        {
+            var run = Path.Combine(TestUtil.TempDir(), "run");
+            using (var t = Trainer.Start(Config(steps: 4, keep: 1), run, data))
+            {
+                t.TrainStep();
+                t.SaveCheckpoint();
+                t.TrainStep();
+                t.SaveCheckpoint();
+                FaultInjection.Hook = p => { if (p == point) throw new IOException("No space left on device"); };
+                var e = Record.Exception(() => t.SaveCheckpoint());
+                FaultInjection.Hook = null;
+                if (e is not null) Assert.True(e is IOException or DdpmException, $"{point}: {e}");
+            }
+            Assert.Equal(2, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+            using (var resumed = Trainer.Resume(run, data)) resumed.Run();
+            AssertSameWeights(expected, FinalWeights(run));
+            Assert.Empty(Directory.GetDirectories(Path.Combine(run, CheckpointStore.Folder), ".*"));
+        }
+    }
+
     [Fact]
     public void ALatestPointerOutsideTheRunIsIgnored()
     {
