@@ -9,6 +9,8 @@ namespace Ddpm.Training;
 /// + parameters x 4 bytes x 5 (the weights, their EMA, the gradients and Adam's two moments). It is a rough upper
 /// bound: the activations count every tensor a step may keep, and the factor covers the gradients the backward pass
 /// holds at once. Checked only for the CPU, whose memory is the machine's (a GPU reports running out by itself).</para>
+/// <para>Measured once (mnist-small, 2 steps on the CPU, peak resident memory at batch 8 and 256): 6.9 MB more per
+/// image; the estimate gives 10.4 MB per image (7.0 MB of counted activations x 1.5).</para>
 /// </summary>
 public static class TrainingMemory
 {
