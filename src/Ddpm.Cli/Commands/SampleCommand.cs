@@ -34,6 +34,9 @@ public static class SampleCommand
             var n = parse.GetValue(count);
             var outPath = parse.GetValue(output)!;
             if (parse.GetValue(columns) < 0) throw new DdpmException($"--columns {parse.GetValue(columns)}: must not be negative");
+            // Everything the user gave is checked before the header line and before the checkpoint is loaded.
+            DdpmPipeline.CheckSampleCounts(n, parse.GetValue(batch));
+            bool grid = IsGridPath(outPath);
             var dev = CommonOptions.Setup(parse.GetValue(device)!, parse.GetValue(threads));
             using var pipe = DdpmPipeline.Load(parse.GetValue(checkpoint)!, dev, useEma: !parse.GetValue(noEma));
             string description = SamplerCliOptions.Describe(chosen, pipe.Diffusion.Schedule); // checks the settings before any work
@@ -44,7 +47,7 @@ public static class SampleCommand
                 images = pipe.Sample(n, parse.GetValue(seed), chosen, parse.GetValue(batch), progress, token));
             using (images)
             {
-                if (outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                if (grid)
                 {
                     ImageIO.SaveGrid(images!, outPath, columns: parse.GetValue(columns), scale: Trainer.GridScale(pipe.Config.Model!.ImageSize));
                     ctx.Out.WriteLine($"wrote grid {outPath}");
@@ -59,4 +62,24 @@ public static class SampleCommand
         });
         return cmd;
     }
+
+    /// <summary>Image extensions other than .png: a grid is written only as PNG, and a folder named like an image is a mistake.</summary>
+    private static readonly string[] OtherImageExtensions = { ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".ico" };
+
+    /// <summary>
+    /// Whether --output names one grid (a .png file) rather than a folder of PNGs (a path without an image extension);
+    /// an empty path and other image extensions are refused.
+    /// </summary>
+    internal static bool IsGridPath(string output)
+    {
+        if (string.IsNullOrWhiteSpace(output))
+            throw new DdpmException("--output is empty: give grid.png for one grid, or a folder for one PNG per image");
+        string ext = Path.GetExtension(output.TrimEnd('/', Path.DirectorySeparatorChar));
+        if (ext.Equals(".png", StringComparison.OrdinalIgnoreCase) && !EndsInSeparator(output)) return true;
+        if (OtherImageExtensions.Contains(ext, StringComparer.OrdinalIgnoreCase))
+            throw new DdpmException($"--output {output}: sample writes PNG only; give a .png file for one grid, or a folder without an image extension");
+        return false;
+    }
+
+    private static bool EndsInSeparator(string path) => path.EndsWith('/') || path.EndsWith(Path.DirectorySeparatorChar);
 }

@@ -9,7 +9,8 @@ namespace Ddpm.Data;
 /// <item>A file: <see cref="Idx.ReadImages"/> (grey, its own size, sibling labels attached).</item>
 /// <item>A folder that directly holds an IDX images file (a name containing "images-idx3" or "images.idx3", optionally .gz), such
 /// as the bundled data/mnist-10k: that file; when several are there, the one whose name starts with "train", else an error.</item>
-/// <item>Any other folder: <see cref="ImageFolderReader.Read"/> with imageSize defaulting to 32 and channels to 3.</item>
+/// <item>Any other folder: <see cref="ImageFolderReader.Read"/>; by default at the data's own size (the first image's shorter side)
+/// and channel count (grey when every image is stored grey, else RGB).</item>
 /// </list>
 /// For IDX data, an imageSize different from the stored size resamples with bilinear interpolation (torch.nn.functional.interpolate,
 /// align_corners = false, no antialiasing); a non-square image is resized so its shorter side is imageSize, then centre-cropped.
@@ -17,9 +18,6 @@ namespace Ddpm.Data;
 /// </summary>
 public static class DatasetLoader
 {
-    /// <summary>The image size used for image folders when none is given.</summary>
-    public const int DefaultFolderImageSize = 32;
-
     public static ImageDataset Load(string path, int? imageSize = null, int? channels = null, int? maxCount = null)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new DdpmException("data not found: (empty path)");
@@ -34,7 +32,7 @@ public static class DatasetLoader
         {
             var idx = FindIdxImages(path);
             if (idx is null)
-                return ImageFolderReader.Read(path, imageSize ?? DefaultFolderImageSize, channels ?? 3, maxCount);
+                return ImageFolderReader.Read(path, imageSize, channels, maxCount);
             path = idx;
         }
         else if (!File.Exists(path))

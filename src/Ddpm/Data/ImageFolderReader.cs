@@ -45,13 +45,17 @@ public static class ImageFolderReader
         }
     }
 
-    /// <summary>Reads the images of <paramref name="folder"/> (see the class summary); only the first <paramref name="maxCount"/> in order when given.</summary>
-    public static ImageDataset Read(string folder, int imageSize, int channels, int? maxCount = null)
+    /// <summary>
+    /// Reads the images of <paramref name="folder"/> (see the class summary); only the first <paramref name="maxCount"/> in order when given.
+    /// <paramref name="imageSize"/> null: the shorter side of the first image; <paramref name="channels"/> null: 1 when every image
+    /// read is stored grey (a grey PNG without alpha, a one-component JPEG), else 3. Both are taken from the files' headers.
+    /// </summary>
+    public static ImageDataset Read(string folder, int? imageSize = null, int? channels = null, int? maxCount = null)
     {
-        if (imageSize < 1 || imageSize > 4096)
-            throw new DdpmException($"image size {imageSize}: must be between 1 and 4096");
-        if (channels is not (1 or 3))
-            throw new DdpmException($"channels {channels}: must be 1 (grey) or 3 (RGB)");
+        if (imageSize is int s && (s < 1 || s > MaxImageSize))
+            throw new DdpmException($"image size {s}: must be between 1 and {MaxImageSize}");
+        if (channels is int c && c is not (1 or 3))
+            throw new DdpmException($"channels {c}: must be 1 (grey) or 3 (RGB)");
         if (maxCount is < 1)
             throw new DdpmException($"max count {maxCount}: must be at least 1");
 
@@ -59,6 +63,32 @@ public static class ImageFolderReader
         if (files.Count == 0)
             throw new DdpmException($"no images found in {folder} (looked for .png, .jpg, .jpeg in all subfolders)");
         int n = maxCount is int m ? Math.Min(m, files.Count) : files.Count;
+        if (imageSize is null || channels is null)
+        {
+            var (size, grey) = DataShape(files, n);
+            imageSize ??= size;
+            channels ??= grey ? 1 : 3;
+        }
+        return ReadFiles(folder, files, n, imageSize.Value, channels.Value);
+    }
+
+    /// <summary>The largest image size a folder is read at.</summary>
+    public const int MaxImageSize = 4096;
+
+    /// <summary>The data's own shape: the first image's shorter side, and whether all of the first <paramref name="n"/> images are stored grey.</summary>
+    private static (int Size, bool Grey) DataShape(IReadOnlyList<string> files, int n)
+    {
+        var (w, h, grey) = ImageIO.ReadHeader(files[0]);
+        int size = Math.Min(w, h);
+        if (size > MaxImageSize)
+            throw DdpmException.ForSetting("image_size",
+                $"is not set and the first image ({files[0]}, {w} x {h}) is larger than {MaxImageSize} pixels: set it");
+        for (int i = 1; i < n && grey; i++) grey = ImageIO.ReadHeader(files[i]).Grey;
+        return (size, grey);
+    }
+
+    private static ImageDataset ReadFiles(string folder, IReadOnlyList<string> files, int n, int imageSize, int channels)
+    {
         long total = (long)n * channels * imageSize * imageSize;
         if (total > Array.MaxLength)
             throw new DdpmException($"{folder}: {n} images of {channels} x {imageSize} x {imageSize} do not fit in memory at once; use a smaller max count or image size");

@@ -219,18 +219,61 @@ public static class ImageIO
     }
 
     /// <summary>
+    /// The most pixels (width x height) an image file may have to be decoded: 50 megapixels, 200 MB of RGBA. Larger
+    /// files are refused before any pixel is decoded (the header gives their size), so that one huge or hostile file
+    /// cannot take gigabytes of memory.
+    /// </summary>
+    public const long MaxDecodedPixels = 50_000_000;
+
+    /// <summary>
+    /// The width and height an image file's header declares, and whether it stores grey pixels without alpha; nothing
+    /// is decoded. Failures (a missing, unreadable, empty or non-image file) are DdpmExceptions naming the file.
+    /// </summary>
+    public static (int Width, int Height, bool Grey) ReadHeader(string path)
+    {
+        using var codec = OpenCodec(path);
+        var info = codec.Info;
+        return (info.Width, info.Height, info.ColorType == SKColorType.Gray8);
+    }
+
+    /// <summary>The codec of an image file, its header read; DdpmExceptions name the file and say what it is not.</summary>
+    private static SKCodec OpenCodec(string path)
+    {
+        if (!File.Exists(path)) throw new DdpmException($"image not found: {path}");
+        long length;
+        try
+        {
+            length = new FileInfo(path).Length;
+            using (File.OpenRead(path)) { } // an unreadable file is not "not an image"
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DdpmException($"{path}: cannot read: {AtomicFile.OneLine(e.Message)}", e);
+        }
+        var codec = SKCodec.Create(path, out _);
+        if (codec is null)
+            throw new DdpmException($"{path}: not a PNG/JPEG image ({length} bytes)");
+        var info = codec.Info;
+        if (info.Width < 1 || info.Height < 1)
+        {
+            codec.Dispose();
+            throw new DdpmException($"{path}: image has no pixels ({info.Width} x {info.Height})");
+        }
+        return codec;
+    }
+
+    /// <summary>
     /// Decodes an image file: a grey image without alpha to Gray8, anything else to unpremultiplied RGBA8888, with no colour conversion.
-    /// Failures are DdpmExceptions naming the file.
+    /// Failures are DdpmExceptions naming the file; an image above <see cref="MaxDecodedPixels"/> is refused before decoding.
     /// </summary>
     internal static SKBitmap Decode(string path, out bool grey)
     {
-        if (!File.Exists(path)) throw new DdpmException($"image not found: {path}");
-        using var codec = SKCodec.Create(path, out var result);
-        if (codec is null)
-            throw new DdpmException($"{path}: cannot decode image ({result})");
+        using var codec = OpenCodec(path);
         var info = codec.Info;
-        if (info.Width < 1 || info.Height < 1)
-            throw new DdpmException($"{path}: image has no pixels ({info.Width} x {info.Height})");
+        long pixels = (long)info.Width * info.Height;
+        if (pixels > MaxDecodedPixels)
+            throw new DdpmException(
+                $"{path}: {info.Width} x {info.Height} pixels ({pixels / 1e6:0.#} megapixels) is above the {MaxDecodedPixels / 1_000_000}-megapixel limit of decoded images; shrink the file first");
         grey = info.ColorType == SKColorType.Gray8;
         var target = new SKImageInfo(info.Width, info.Height, grey ? SKColorType.Gray8 : SKColorType.Rgba8888,
             grey ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
@@ -239,7 +282,7 @@ public static class ImageIO
         if (r != SKCodecResult.Success)
         {
             bitmap.Dispose();
-            throw new DdpmException($"{path}: cannot decode image ({r})");
+            throw new DdpmException($"{path}: damaged {codec.EncodedFormat.ToString().ToUpperInvariant()} image, cannot decode its pixels ({r})");
         }
         return bitmap;
     }

@@ -121,6 +121,60 @@ public static class ModelStats
         return macs;
     }
 
+    /// <summary>
+    /// Values a training step keeps per image for the backward pass of <see cref="UNet"/> (a rough upper bound, from the
+    /// config alone), counted per pixel of each layer's resolution: a residual block keeps 3 tensors of its input
+    /// channels (the two inputs of GroupNorm and swish, the conv's input) and 6 of its output channels (the same three
+    /// after the time embedding, dropout's mask and output, the sum); an attention block 8 tensors of its channels
+    /// (norm, q, k, v, weighted values, projection, in and out) and 2 attention maps of HW x HW (logits and softmax);
+    /// a resampling conv its input; conv_in its output and conv_out 3 tensors (norm, swish, conv input).
+    /// Multiply by 4 bytes (float32) and the batch size for a step's activations.
+    /// </summary>
+    public static long CountTrainingActivations(UNetConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        var c = config;
+        int ch = c.BaseChannels;
+        static long Res(long cin, long cout, long res) => (3 * cin + 6 * cout) * res * res;
+        static long Attn(long channels, long res) => 8 * channels * res * res + 2 * (res * res) * (res * res);
+
+        long values = (long)ch * c.ImageSize * c.ImageSize; // conv_in's output
+        var skips = new Stack<int>();
+        skips.Push(ch);
+        int cur = ch;
+        for (int i = 0; i < c.Levels; i++)
+        {
+            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
+            for (int j = 0; j < c.NumResBlocks; j++)
+            {
+                values += Res(cur, cout, res);
+                cur = cout;
+                if (c.HasAttentionAt(i)) values += Attn(cur, res);
+                skips.Push(cur);
+            }
+            if (i != c.Levels - 1)
+            {
+                values += (long)cur * res * res;
+                skips.Push(cur);
+            }
+        }
+        int low = c.ResolutionAt(c.Levels - 1);
+        values += 2 * Res(cur, cur, low) + Attn(cur, low);
+        for (int i = c.Levels - 1; i >= 0; i--)
+        {
+            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
+            for (int j = 0; j <= c.NumResBlocks; j++)
+            {
+                values += Res(cur + skips.Pop(), cout, res);
+                cur = cout;
+                if (c.HasAttentionAt(i)) values += Attn(cur, res);
+            }
+            if (i != 0) values += 2L * cur * (2 * res) * (2 * res); // the upsampled map and the conv's input
+        }
+        return values + 3L * cur * c.ImageSize * c.ImageSize;
+    }
+
     /// <summary>Floating-point operations of one forward pass for one image, in units of 1e9: 2 x MACs / 1e9.</summary>
     public static double Gflops(UNetConfig config) => 2.0 * CountMacs(config) / 1e9;
 }

@@ -71,6 +71,13 @@ public sealed class DdpmPipeline : IDisposable
         return new long[] { count, channels, size, size };
     }
 
+    /// <summary>Refuses what <see cref="Sample"/> would refuse of its counts, so a caller can check them before loading anything.</summary>
+    public static void CheckSampleCounts(int count, int batchSize)
+    {
+        if (count < 1) throw DdpmException.ForSetting("count", $"{count}: must be at least 1");
+        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
+    }
+
     /// <summary>
     /// Generates <paramref name="count"/> images with <paramref name="sampler"/> (DDPM's ancestral sampler over all T
     /// steps when null), in batches of <paramref name="batchSize"/>. Batch i is drawn with seed (seed + i), so the same
@@ -81,8 +88,7 @@ public sealed class DdpmPipeline : IDisposable
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
         sampler ??= new AncestralSampler();
-        if (count < 1) throw DdpmException.ForSetting("count", $"{count}: must be at least 1");
-        if (batchSize < 1) throw DdpmException.ForSetting("batch_size", $"{batchSize}: must be at least 1");
+        CheckSampleCounts(count, batchSize);
         int steps = sampler.Timesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
         int batches = (count + batchSize - 1) / batchSize;

@@ -20,6 +20,12 @@ public sealed class DivergenceGuard : IDisposable
         _gradNormThen = zeros(1, dtype: ScalarType.Float64, device: device);
     }
 
+    /// <summary>
+    /// The step of the run's newest checkpoint (saved or resumed from), which a divergence leaves as it is; null while the
+    /// run has none, and the message then says so (the run's folder can be started afresh).
+    /// </summary>
+    public long? LastCheckpointStep { get; set; }
+
     /// <summary>Records <paramref name="step"/> if its loss or gradient norm is not finite and no earlier step was recorded.</summary>
     public void Observe(long step, Tensor loss, Tensor? gradNorm)
     {
@@ -42,7 +48,10 @@ public sealed class DivergenceGuard : IDisposable
         string what = double.IsFinite(loss)
             ? $"the gradient norm is {_gradNormThen.item<double>()}"
             : $"the loss is {loss}";
-        throw new DdpmException($"training diverged at step {step}: {what}; the last checkpoint is kept (lower the learning rate or keep gradient clipping on)");
+        string kept = LastCheckpointStep is long saved
+            ? $"the checkpoint of step {saved} is kept"
+            : "the run has no checkpoint yet, so it starts afresh when trained again";
+        throw new DdpmException($"training diverged at step {step}: {what}; {kept} (lower the learning rate or keep gradient clipping on)");
     }
 
     public void Dispose()

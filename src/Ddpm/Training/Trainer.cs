@@ -191,6 +191,7 @@ public sealed class Trainer : IDisposable
             // Everything that can refuse the settings (data, network, diffusion, device) runs before the folder exists.
             var resolved = Resolve(config, data, customModel: model is not null);
             var device = TorchRuntime.ResolveDevice(resolved.Device);
+            CheckBatchFitsMemory(resolved, device, model);
             trainer = new Trainer(resolved, runDir, data, owns, device, model);
             RunFolder.Create(runDir);
             runLock = RunLock.Acquire(runDir);
@@ -249,11 +250,14 @@ public sealed class Trainer : IDisposable
                 throw DdpmException.ForSetting("steps", $"{config.Steps}: the run already did {state.Step} steps");
             data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
             CheckBatchFitsData(config.BatchSize, data);
-            trainer = new Trainer(config, runDir, data, owns, TorchRuntime.ResolveDevice(config.Device), model);
+            var device = TorchRuntime.ResolveDevice(config.Device);
+            CheckBatchFitsMemory(config, device, model);
+            trainer = new Trainer(config, runDir, data, owns, device, model);
             CheckpointStore.LoadWeights(trainer.Model, Path.Combine(dir, CheckpointStore.ModelFile));
             CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
             CheckpointStore.LoadOptimizer(trainer._optimizer, Path.Combine(dir, CheckpointStore.OptimizerFile));
             trainer.Step = state.Step;
+            trainer._guard.LastCheckpointStep = state.Step;
             if (trainer._timesteps is LossAwareTimestepSampler lossAware && state.TimestepSampler is not null)
                 lossAware.SetState(state.TimestepSampler, Path.Combine(dir, CheckpointStore.StateFile));
             RunFolder.ProbeWritable(Path.Combine(runDir, CheckpointStore.Folder));
@@ -276,6 +280,16 @@ public sealed class Trainer : IDisposable
     {
         if (batchSize > data.Count)
             throw DdpmException.ForSetting("batch_size", $"{batchSize} is larger than the data set ({data.Count} images from {data.Source}): lower it or add images");
+    }
+
+    /// <summary>
+    /// A batch whose estimated memory (<see cref="TrainingMemory"/>) exceeds what the machine has available is refused
+    /// before anything is allocated; checked for the U-Net on the CPU (a custom network's size is not known beforehand).
+    /// </summary>
+    private static void CheckBatchFitsMemory(TrainConfig config, Device device, ModelFactory? model)
+    {
+        if (device.type == DeviceType.CPU && model is null && config.Model is UNetConfig unet)
+            TrainingMemory.Check(unet, config.BatchSize, TrainingMemory.AvailableBytes());
     }
 
     /// <summary>
@@ -363,7 +377,9 @@ public sealed class Trainer : IDisposable
             Step = Step, Seed = Config.Seed, Config = Config,
             TimestepSampler = (_timesteps as LossAwareTimestepSampler)?.GetState(),
         };
-        return CheckpointStore.Save(RunDir, state, Model, EmaModel, _optimizer, Config.KeepCheckpoints);
+        string saved = CheckpointStore.Save(RunDir, state, Model, EmaModel, _optimizer, Config.KeepCheckpoints);
+        _guard.LastCheckpointStep = Step;
+        return saved;
     }
 
     /// <summary>

@@ -52,12 +52,12 @@ public class DatasetLoaderTests
     }
 
     [Fact]
-    public void FolderDefaultsTo32PixelsRgb()
+    public void ColourFolderDefaultsToItsShorterSideInRgb()
     {
         using var tmp = new TempDir();
         ImageFolderReaderTests.WriteImage(tmp.File("one.png"), 50, 40, (_, _) => SKColors.Green);
         using var ds = DatasetLoader.Load(tmp.Path);
-        Assert.Equal(new long[] { 1, 3, 32, 32 }, ds.Images.shape);
+        Assert.Equal(new long[] { 1, 3, 40, 40 }, ds.Images.shape); // the data's size: the shorter side, 40
         using var grey = DatasetLoader.Load(tmp.Path, imageSize: 8, channels: 1);
         Assert.Equal(new long[] { 1, 1, 8, 8 }, grey.Images.shape);
         // SKColors.Green is (0, 128, 0); resampling a solid image leaves it solid, and v / 127.5 - 1 maps the channels to
@@ -73,6 +73,37 @@ public class DatasetLoaderTests
         double y = 0.587 * 128 / 127.5 - 1;
         Assert.InRange(grey.Images.min().item<float>(), y - 1e-6, y + 1e-6);
         Assert.InRange(grey.Images.max().item<float>(), y - 1e-6, y + 1e-6);
+    }
+
+    /// <summary>Writes a grey PNG (colour type 0, no alpha) whose pixel (x, y) is <paramref name="value"/>(x, y).</summary>
+    internal static void WriteGreyPng(string path, int w, int h, Func<int, int, byte> value)
+    {
+        using var bmp = new SKBitmap(new SKImageInfo(w, h, SKColorType.Gray8, SKAlphaType.Opaque));
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                System.Runtime.InteropServices.Marshal.WriteByte(bmp.GetPixels() + y * bmp.RowBytes + x, value(x, y));
+        using var data = bmp.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+    }
+
+    [Fact]
+    public void FolderOfGreyPngsLoadsAtTheirOwnSizeAndOneChannel()
+    {
+        // MNIST exported as PNGs: 28x28 grey. "default: the data's" means 1 x 28 x 28, as the IDX form of the same digits.
+        using var tmp = new TempDir();
+        WriteGreyPng(tmp.File("a.png"), 28, 28, (x, y) => (byte)(x * 9));
+        WriteGreyPng(tmp.File("b.png"), 28, 28, (x, y) => (byte)(y * 9));
+        using var ds = DatasetLoader.Load(tmp.Path);
+        Assert.Equal(new long[] { 2, 1, 28, 28 }, ds.Images.shape);
+        // At its own size nothing is resampled: pixel (x, y) of a.png is 9x, read as 9x / 127.5 - 1 (luma of r = g = b).
+        for (int x = 0; x < 28; x++) Assert.Equal(x * 9 / 127.5 - 1, ds.Images[0, 0, 5, x].item<float>(), 5);
+
+        // One colour image among them makes the data RGB; an explicit setting still wins.
+        ImageFolderReaderTests.WriteImage(tmp.File("c.png"), 30, 28, (_, _) => SKColors.Red);
+        using var mixed = DatasetLoader.Load(tmp.Path);
+        Assert.Equal(new long[] { 3, 3, 28, 28 }, mixed.Images.shape);
+        using var forced = DatasetLoader.Load(tmp.Path, imageSize: 16, channels: 1, maxCount: 2);
+        Assert.Equal(new long[] { 2, 1, 16, 16 }, forced.Images.shape);
     }
 
     [Fact]

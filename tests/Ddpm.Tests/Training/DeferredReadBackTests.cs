@@ -124,11 +124,38 @@ public class DeferredReadBackTests
         t.Advance(); // no read-back yet: nothing thrown
         var e = Assert.Throws<DdpmException>(() => t.SaveCheckpoint());
         Assert.Contains("step 0", e.Message);
+        // Nothing was saved before: the message must not promise a checkpoint.
+        Assert.Contains("the run has no checkpoint yet", e.Message);
+        Assert.DoesNotContain("is kept", e.Message);
         Assert.False(Directory.Exists(Path.Combine(run, CheckpointStore.Folder)) &&
                      Directory.EnumerateDirectories(Path.Combine(run, CheckpointStore.Folder)).Any());
         Assert.Throws<DdpmException>(() => t.ReadWindow());
         Assert.Throws<DdpmException>(() => t.SaveSampleGrid(Path.Combine(run, "grid.png")));
         Assert.False(File.Exists(Path.Combine(run, "grid.png")));
+    }
+
+    [Fact]
+    public void TheDivergenceMessageNamesTheCheckpointThatIsKept()
+    {
+        using var data = TestUtil.TinyData();
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        using (var t = Trainer.Start(TestUtil.TinyConfig(steps: 6), run, data))
+        {
+            t.Advance();
+            t.Advance();
+            t.SaveCheckpoint(); // step 2
+            data.Images.fill_(float.NaN); // on the CPU the trainer gathers its batches from this very tensor
+            t.Advance();
+            var e = Assert.Throws<DdpmException>(() => t.ReadWindow());
+            Assert.Contains("diverged at step 2", e.Message);
+            Assert.Contains("the checkpoint of step 2 is kept", e.Message);
+            Assert.DoesNotContain("no checkpoint", e.Message);
+        }
+        // Resumed from that checkpoint, the run knows it has one before saving anything.
+        using var resumed = Trainer.Resume(run, data);
+        resumed.Advance();
+        var again = Assert.Throws<DdpmException>(() => resumed.ReadWindow());
+        Assert.Contains("the checkpoint of step 2 is kept", again.Message);
     }
 
     [Fact]
