@@ -40,7 +40,7 @@ public sealed class InceptionOptions
     /// <summary>The network of <see cref="Open"/>, loaded (or downloaded) only when features are asked for: two .npz
     /// statistics need no weights.</summary>
     public DeferredFeatureExtractor Defer(ParseResult parse, Device device, bool logits) =>
-        new(InceptionFeatureExtractor.NameFor(parse.GetValue(Dims)), () => Open(parse, device, logits));
+        new(InceptionFeatureExtractor.NameFor(parse.GetValue(Dims)), () => Open(parse, device, logits), parse.GetValue(Dims));
 }
 
 /// <summary>--classifier: the offline classifier, shipped by name or as a weights file.</summary>
@@ -55,8 +55,11 @@ public static class ClassifierChoice
     public static IFeatureExtractor Open(string nameOrPath, Device device) => ClassifierFeatureExtractor.Load(nameOrPath, device);
 
     /// <summary>The classifier of <see cref="Open"/>, loaded only when features are asked for (its metadata is read now).</summary>
-    public static DeferredFeatureExtractor Defer(string nameOrPath, Device device) =>
-        new(ClassifierFeatureExtractor.NameFor(ClassifierStore.LoadInfo(nameOrPath)), () => Open(nameOrPath, device));
+    public static DeferredFeatureExtractor Defer(string nameOrPath, Device device)
+    {
+        var info = ClassifierStore.LoadInfo(nameOrPath);
+        return new(ClassifierFeatureExtractor.NameFor(info), () => Open(nameOrPath, device), info.Architecture.FeatureDims);
+    }
 }
 
 /// <summary>The sampler option group (<see cref="SamplerCliOptions"/>) of the evaluation commands: how samples are drawn from checkpoints.</summary>

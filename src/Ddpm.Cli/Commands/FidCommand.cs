@@ -37,7 +37,7 @@ public static class FidCommand
             };
             var token = ctx.CancelOnCtrlC();
             var report = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p => DistanceEvaluation.Run(extractor, sa, sb, options, p, token));
-            EvaluationOptions.Print(ctx, report, $"FID ({extractor.Name}, {report.Dims} dims)");
+            EvaluationOptions.Print(ctx, report, $"FID ({report.Extractor}, {report.Dims} dims)");
             EvaluationOptions.WriteJson(ctx, parse.GetValue(output)!, report.ToJson());
             return 0;
         });
@@ -77,7 +77,7 @@ public static class DistanceCommand
             };
             var token = ctx.CancelOnCtrlC();
             var report = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p => DistanceEvaluation.Run(extractor, sa, sb, options, p, token));
-            EvaluationOptions.Print(ctx, report, $"FD in {extractor.Name} features (offline distance, not FID)");
+            EvaluationOptions.Print(ctx, report, $"FD in {report.Extractor} features (offline distance, not FID)");
             EvaluationOptions.WriteJson(ctx, parse.GetValue(output)!, report.ToJson());
             return 0;
         });

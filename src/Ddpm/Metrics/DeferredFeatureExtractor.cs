@@ -14,17 +14,22 @@ public sealed class DeferredFeatureExtractor : IFeatureExtractor
 
     /// <summary>
     /// <paramref name="name"/> must be the name the loaded extractor will report (it is written beside scores computed
-    /// without loading); <paramref name="load"/> is called at most once.
+    /// without loading); <paramref name="load"/> is called at most once. <paramref name="featureDims"/>, when known from
+    /// metadata, is the width the loaded extractor will report: it lets statistics be labelled without loading.
     /// </summary>
-    public DeferredFeatureExtractor(string name, Func<IFeatureExtractor> load)
+    public DeferredFeatureExtractor(string name, Func<IFeatureExtractor> load, int? featureDims = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(load);
         Name = name;
         _load = load;
+        KnownFeatureDims = featureDims;
     }
 
     public string Name { get; }
+
+    /// <summary>The feature width known without loading (from the extractor's metadata); null when unknown.</summary>
+    public int? KnownFeatureDims { get; }
 
     /// <summary>True once the network has been loaded.</summary>
     public bool IsLoaded => _loaded is not null;

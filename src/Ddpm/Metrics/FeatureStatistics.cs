@@ -18,15 +18,69 @@ public sealed class FeatureStatistics
     /// <summary>Number of feature vectors the statistics came from (0 when unknown, e.g. loaded from an .npz).</summary>
     public long Count { get; }
 
-    public FeatureStatistics(double[] mu, double[,] sigma, long count = 0)
+    /// <summary>
+    /// Statistics from a mean and covariance; both must hold finite numbers and sigma must be square, symmetric and of
+    /// mu's length (a one-line error otherwise). Whether sigma is positive semi-definite is left to
+    /// <see cref="FrechetDistance"/>, which checks it once for statistics that neither came from features nor from a file.
+    /// </summary>
+    public FeatureStatistics(double[] mu, double[,] sigma, long count = 0) : this(mu, sigma, count, "feature statistics", psdChecked: false) { }
+
+    private FeatureStatistics(double[] mu, double[,] sigma, long count, string where, bool psdChecked)
     {
         ArgumentNullException.ThrowIfNull(mu);
         ArgumentNullException.ThrowIfNull(sigma);
         if (sigma.GetLength(0) != mu.Length || sigma.GetLength(1) != mu.Length)
-            throw new DdpmException($"feature statistics: sigma is {sigma.GetLength(0)}x{sigma.GetLength(1)} but mu has length {mu.Length}");
+            throw new DdpmException($"{where}: sigma is {sigma.GetLength(0)}x{sigma.GetLength(1)} but mu has length {mu.Length}");
+        if (mu.Length == 0) throw new DdpmException($"{where}: mu is empty (0-dimensional statistics)");
+        CheckFiniteAndSymmetric(mu, sigma, where);
         Mu = mu;
         Sigma = sigma;
         Count = count;
+        CovarianceIsPsd = psdChecked;
+    }
+
+    /// <summary>
+    /// True when sigma is known to be positive semi-definite up to round-off: computed from features (a Gram matrix),
+    /// or checked when loaded from a file. <see cref="FrechetDistance"/> checks the others itself.
+    /// </summary>
+    internal bool CovarianceIsPsd { get; private set; }
+
+    /// <summary>
+    /// Largest asymmetry |s_ij - s_ji| accepted, relative to the largest |s_ij|: far above the round-off of a covariance
+    /// computed in float32 or float64, far below any real asymmetry.
+    /// </summary>
+    public const double SymmetryTolerance = 1e-6;
+
+    private static void CheckFiniteAndSymmetric(double[] mu, double[,] sigma, string where)
+    {
+        for (int i = 0; i < mu.Length; i++)
+            if (!double.IsFinite(mu[i])) throw new DdpmException($"{where}: mu[{i}] is {mu[i]} (statistics must hold finite numbers)");
+        int d = mu.Length;
+        double largest = 0;
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < d; j++)
+            {
+                double v = sigma[i, j];
+                if (!double.IsFinite(v)) throw new DdpmException($"{where}: sigma[{i}, {j}] is {v} (statistics must hold finite numbers)");
+                largest = Math.Max(largest, Math.Abs(v));
+            }
+        for (int i = 0; i < d; i++)
+            for (int j = i + 1; j < d; j++)
+                if (Math.Abs(sigma[i, j] - sigma[j, i]) > SymmetryTolerance * largest)
+                    throw new DdpmException($"{where}: sigma is not symmetric (sigma[{i}, {j}] = {sigma[i, j]:G6}, sigma[{j}, {i}] = {sigma[j, i]:G6}): not a covariance");
+    }
+
+    /// <summary>
+    /// Throws unless sigma is positive semi-definite within <see cref="FrechetDistance.PsdTolerance"/> of its largest
+    /// eigenvalue magnitude (smallest eigenvalue in float64).
+    /// </summary>
+    internal static void RequirePositiveSemiDefinite(Tensor eigenvalues, string where)
+    {
+        using var scope = NewDisposeScope();
+        double smallest = eigenvalues.min().item<double>();
+        double largest = eigenvalues.abs().max().item<double>();
+        if (smallest < -FrechetDistance.PsdTolerance * largest)
+            throw new DdpmException($"{where}: sigma is not positive semi-definite (smallest eigenvalue {smallest:G4}, largest magnitude {largest:G4}): not a covariance");
     }
 
     /// <summary>Statistics of an (N, D) feature matrix.</summary>
@@ -58,7 +112,7 @@ public sealed class FeatureStatistics
         cov = (cov + cov.t()) * 0.5; // exactly symmetric
         double[] mu = mean.data<double>().ToArray();
         double[] flat = cov.contiguous().data<double>().ToArray();
-        return new FeatureStatistics(mu, ToMatrix(flat, (int)d), n);
+        return new FeatureStatistics(mu, ToMatrix(flat, (int)d), n, "feature statistics", psdChecked: true);
     }
 
     /// <summary>Saves as a pytorch-fid compatible .npz with arrays <c>mu</c> and <c>sigma</c> (atomic write).</summary>
@@ -74,7 +128,11 @@ public sealed class FeatureStatistics
         });
     }
 
-    /// <summary>Loads <c>mu</c> (D,) and <c>sigma</c> (D, D) from a pytorch-fid .npz; other arrays are ignored.</summary>
+    /// <summary>
+    /// Loads <c>mu</c> (D,) and <c>sigma</c> (D, D) from a pytorch-fid .npz; other arrays are ignored. Refuses, naming the
+    /// file, statistics that are not those of any data: non-finite values, a sigma that is not square, symmetric, of
+    /// mu's length and positive semi-definite (within <see cref="FrechetDistance.PsdTolerance"/> of its scale).
+    /// </summary>
     public static FeatureStatistics LoadNpz(string path)
     {
         var arrays = NpzFile.Read(path);
@@ -87,7 +145,15 @@ public sealed class FeatureStatistics
         long d = mu.Shape[0];
         if (sigma.Shape.Length != 2 || sigma.Shape[0] != d || sigma.Shape[1] != d)
             throw new DdpmException($"{path}: array 'sigma' must have shape ({d}, {d}) to match 'mu', has {NpyArray.ShapeText(sigma.Shape)}");
-        return new FeatureStatistics(mu.Data, ToMatrix(sigma.Data, (int)d));
+        var matrix = ToMatrix(sigma.Data, (int)d);
+        var statistics = new FeatureStatistics(mu.Data, matrix, 0, path, psdChecked: false);
+        using (var scope = NewDisposeScope())
+        {
+            var s = tensor(matrix, ScalarType.Float64);
+            RequirePositiveSemiDefinite(linalg.eigvalsh((s + s.t()) * 0.5), path);
+        }
+        statistics.CovarianceIsPsd = true;
+        return statistics;
     }
 
     private static double[,] ToMatrix(double[] flat, int d)

@@ -22,14 +22,15 @@ public static class FrechetDistance
         var mu2 = tensor(b.Mu, ScalarType.Float64);
         var s1 = Symmetrise(tensor(a.Sigma, ScalarType.Float64));
         var s2 = Symmetrise(tensor(b.Sigma, ScalarType.Float64));
-        RequirePositiveSemiDefinite(linalg.eigvalsh(s2), "the second");
+        // Statistics from features or from a file were checked once already (FeatureStatistics.LoadNpz).
+        if (!b.CovarianceIsPsd) FeatureStatistics.RequirePositiveSemiDefinite(linalg.eigvalsh(s2), "Frechet distance: the second statistics");
 
         var diff = mu1 - mu2;
         double meanTerm = diff.dot(diff).item<double>();
         double tr1 = s1.trace().item<double>();
         double tr2 = s2.trace().item<double>();
 
-        var sqrtS1 = SqrtPsd(s1, "the first");
+        var sqrtS1 = SqrtPsd(s1, "Frechet distance: the first statistics");
         var m = Symmetrise(sqrtS1.matmul(s2).matmul(sqrtS1));
         var eig = linalg.eigvalsh(m).clamp_min(0.0);
         double trSqrt = eig.sqrt().sum().item<double>();
@@ -38,20 +39,12 @@ public static class FrechetDistance
     }
 
     /// <summary>
-    /// Relative size of a negative eigenvalue still taken as round-off (checked on S1's eigendecomposition, which the
-    /// square root needs anyway, and on one more of S2): covariances stored in float32 (as some .npz
+    /// Relative size of a negative eigenvalue still taken as round-off (checked once when statistics are loaded from a
+    /// file, on S1's eigendecomposition, which the square root needs anyway, and on S2 only when built from raw arrays):
+    /// covariances stored in float32 (as some .npz
     /// files are) move eigenvalues by up to about 1e-7 sqrt(D) times the largest, below 1e-5 for D = 2048.
     /// </summary>
     public const double PsdTolerance = 1e-5;
-
-    private static void RequirePositiveSemiDefinite(Tensor eigenvalues, string which)
-    {
-        using var scope = NewDisposeScope();
-        double smallest = eigenvalues.min().item<double>();
-        double largest = eigenvalues.abs().max().item<double>();
-        if (smallest < -PsdTolerance * largest)
-            throw new DdpmException($"Frechet distance: {which} covariance is not positive semi-definite (eigenvalue {smallest:G4}, largest magnitude {largest:G4})");
-    }
 
     /// <summary>
     /// Square root of a symmetric positive semi-definite matrix (negative round-off eigenvalues clamped to 0; larger
@@ -60,7 +53,7 @@ public static class FrechetDistance
     internal static Tensor SqrtPsd(Tensor s, string which)
     {
         var (values, vectors) = linalg.eigh(s);
-        RequirePositiveSemiDefinite(values, which);
+        FeatureStatistics.RequirePositiveSemiDefinite(values, which);
         var root = values.clamp_min(0.0).sqrt();
         return Symmetrise((vectors * root.unsqueeze(0)).matmul(vectors.t()));
     }

@@ -273,18 +273,34 @@ public static class CheckpointStore
             var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(file), TrainConfig.Json)
                 ?? throw new DdpmException($"{file}: empty");
             if (state.Format != FormatName) throw new DdpmException($"{file}: unknown checkpoint format '{state.Format}' (expected {FormatName})");
+            if (state.Config is null) throw new DdpmException($"{file}: the checkpoint state holds no configuration");
+            if (state.Step < 0) throw new DdpmException($"{file}: step {state.Step}: must not be negative");
+            state.Config.Validate();
             return state;
         }
         catch (JsonException e)
         {
             throw new DdpmException($"{file}: corrupt checkpoint state: {e.Message}", e);
         }
+        catch (DdpmException e) when (e.Setting is not null)
+        {
+            // A value stored in the file, not one the user gave: name the file and the setting key, never an option.
+            throw new DdpmException($"{file}: {e.Message}", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DdpmException($"{file}: cannot read: {AtomicFile.OneLine(e.Message)}", e);
+        }
     }
 
-    /// <summary>Loads a safetensors state dict into a module (strict: every key and shape must match).</summary>
+    /// <summary>
+    /// Loads a safetensors state dict into a module (strict: every key, shape and dtype must match; the file's header is
+    /// compared with the module first, so a mismatch names the tensors and changes nothing).
+    /// </summary>
     public static void LoadWeights(nn.Module module, string file)
     {
         if (!File.Exists(file)) throw new DdpmException($"weights file not found: {file}");
+        WeightsFit.Check(module, file);
         try
         {
             module.load_safetensors(file, strict: true);

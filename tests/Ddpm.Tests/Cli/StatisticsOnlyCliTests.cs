@@ -40,17 +40,26 @@ public class StatisticsOnlyCliTests
         var r = doc.RootElement;
         Assert.Equal(23.0, r.GetProperty("distance").GetDouble(), 10);
         Assert.Equal(3, r.GetProperty("dims").GetInt32());
-        // The report names the features the statistics are meant to be of (--dims, 2048 by default) without loading them.
-        Assert.Equal("inception-v3-fid/pool3", r.GetProperty("extractor").GetString());
+        // 3-d statistics cannot be pool3 features (--dims, 2048 by default): the report says only what they are.
+        Assert.Equal("unknown 3-d features (not inception-v3-fid/pool3, which gives 2048)", r.GetProperty("extractor").GetString());
         Assert.Equal("statistics", r.GetProperty("a").GetProperty("kind").GetString());
-        Assert.Contains("FID (inception-v3-fid/pool3, 3 dims): 23.0000", output);
+        Assert.Contains("FID (unknown 3-d features (not inception-v3-fid/pool3, which gives 2048), 3 dims): 23.0000", output);
 
         // --dims names another tap, still without a network: maxpool1 for 64.
         (code, output, err) = Run("fid", b, a, "--dims", "64", "--inception-weights", noWeights, "-o", json, "--no-progress");
         Assert.True(code == 0, err + output);
         using var swapped = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(23.0, swapped.RootElement.GetProperty("distance").GetDouble(), 10);
-        Assert.Equal("inception-v3-fid/maxpool1", swapped.RootElement.GetProperty("extractor").GetString());
+        Assert.Equal("unknown 3-d features (not inception-v3-fid/maxpool1, which gives 64)", swapped.RootElement.GetProperty("extractor").GetString());
+
+        // Statistics of the width --dims names are labelled with that layer, still without a network.
+        var a64 = StatisticsValidationTestsFiles.Diagonal(dir, "a64.npz", 64, 1.0);
+        var b64 = StatisticsValidationTestsFiles.Diagonal(dir, "b64.npz", 64, 4.0);
+        (code, output, err) = Run("fid", a64, b64, "--dims", "64", "--inception-weights", noWeights, "-o", json, "--no-progress");
+        Assert.True(code == 0, err + output);
+        using var layer = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal("inception-v3-fid/maxpool1", layer.RootElement.GetProperty("extractor").GetString());
+        Assert.Equal(64.0, layer.RootElement.GetProperty("distance").GetDouble(), 9); // 64 (sqrt 4 - sqrt 1)^2
     }
 
     [Fact]
@@ -70,7 +79,15 @@ public class StatisticsOnlyCliTests
         Assert.True(code == 0, err + output);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(23.0, doc.RootElement.GetProperty("distance").GetDouble(), 10);
-        Assert.Equal("classifier/" + ClassifierStore.LoadInfo("mnist").Dataset, doc.RootElement.GetProperty("extractor").GetString());
+        // 3-d statistics are not the classifier's 128-d features: the label says what they are, from their width.
+        Assert.Equal("unknown 3-d features (not classifier/" + ClassifierStore.LoadInfo("mnist").Dataset + ", which gives 128)",
+            doc.RootElement.GetProperty("extractor").GetString());
+        var a128 = StatisticsValidationTestsFiles.Diagonal(dir, "a128.npz", 128, 1.0);
+        var b128 = StatisticsValidationTestsFiles.Diagonal(dir, "b128.npz", 128, 1.0);
+        (code, output, err) = Run("distance", a128, b128, "--classifier", clf, "--no-floor", "-o", json, "--no-progress");
+        Assert.True(code == 0, err + output);
+        using (var same = JsonDocument.Parse(File.ReadAllText(json)))
+            Assert.Equal("classifier/" + ClassifierStore.LoadInfo("mnist").Dataset, same.RootElement.GetProperty("extractor").GetString());
 
         // With images on one side the network is needed, and the broken weights are reported.
         var real = Path.Combine(dir, "real-images-idx3-ubyte");

@@ -87,6 +87,7 @@ public static class DistanceEvaluation
         ArgumentNullException.ThrowIfNull(b);
         ArgumentNullException.ThrowIfNull(options);
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        CheckStatisticsFitTheFeatures(extractor, a, b);
         using var fa = CollectOrNull(extractor, a, "A", options, progress, cancellationToken);
         using var fb = CollectOrNull(extractor, b, "B", options, progress, cancellationToken);
         var sa = fa?.Statistics() ?? ((StatisticsSource)a).Statistics;
@@ -112,7 +113,7 @@ public static class DistanceEvaluation
         var sideB = Side(b, fb, sb.Count, extractor, options);
         double? classTv = sideA.ClassCounts is long[] ca && sideB.ClassCounts is long[] cb
             ? new ClassHistogram(ca).TotalVariation(new ClassHistogram(cb)) : null;
-        return new DistanceReport(options.Metric, extractor.Name, sa.Dim, sideA, sideB, distance)
+        return new DistanceReport(options.Metric, FeaturesLabel(extractor, a, b, sa.Dim), sa.Dim, sideA, sideB, distance)
         {
             ClassHistogramDistance = classTv,
             Kid = kid,
@@ -120,6 +121,35 @@ public static class DistanceEvaluation
             FloorUnavailable = floorMissing,
             Seconds = Math.Round(clock.Elapsed.TotalSeconds, 1),
         };
+    }
+
+    /// <summary>
+    /// Before any feature is computed: two statistics must have one dimension, and statistics compared with images must
+    /// have the extractor's; each error names the files.
+    /// </summary>
+    private static void CheckStatisticsFitTheFeatures(IFeatureExtractor extractor, ImageSource a, ImageSource b)
+    {
+        if (a is StatisticsSource x && b is StatisticsSource y)
+        {
+            if (x.Statistics.Dim != y.Statistics.Dim)
+                throw new DdpmException($"{a.Path} holds {x.Statistics.Dim}-dimensional statistics, {b.Path} holds {y.Statistics.Dim}-dimensional ones: compare statistics of the same feature layer");
+            return;
+        }
+        foreach (var side in new[] { a, b })
+            if (side is StatisticsSource s && s.Statistics.Dim != extractor.FeatureDims)
+                throw new DdpmException($"{side.Path} holds {s.Statistics.Dim}-dimensional statistics, but {extractor.Name} gives {extractor.FeatureDims}-dimensional features for {(side == a ? b : a).Path}: compare statistics of the same feature layer");
+    }
+
+    /// <summary>
+    /// What the features are: the extractor's name when it ran, or when two statistics have the width its metadata
+    /// promises; otherwise the statistics' width only, never a network they cannot come from.
+    /// </summary>
+    internal static string FeaturesLabel(IFeatureExtractor extractor, ImageSource a, ImageSource b, int dims)
+    {
+        if (a.Kind != ImageSourceKind.Statistics || b.Kind != ImageSourceKind.Statistics) return extractor.Name;
+        int? known = extractor is DeferredFeatureExtractor { IsLoaded: false } deferred ? deferred.KnownFeatureDims : extractor.FeatureDims;
+        if (known == dims) return extractor.Name;
+        return known is int k ? $"unknown {dims}-d features (not {extractor.Name}, which gives {k})" : $"unknown {dims}-d features";
     }
 
     /// <summary>Features of every image of a source; null for precomputed statistics.</summary>
