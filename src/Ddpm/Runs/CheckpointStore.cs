@@ -97,6 +97,7 @@ public static class CheckpointStore
     public static string SaveBest(string runDir, string checkpointDir, BestCheckpoint record)
     {
         var root = Path.Combine(runDir, Folder);
+        Recover(root);
         var final = Path.Combine(root, BestFolder);
         var tmp = Path.Combine(root, $".tmp-best-{Guid.NewGuid():N}");
         Directory.CreateDirectory(tmp);
@@ -120,6 +121,9 @@ public static class CheckpointStore
     public static BestCheckpoint? ReadBest(string runDir)
     {
         var file = Path.Combine(runDir, Folder, BestFolder, BestFile);
+        // A crash in the middle of replacing the best copy leaves the previous one aside: it is still the best.
+        if (!File.Exists(file) && Directory.Exists(Path.Combine(runDir, Folder)) && BestAside(Path.Combine(runDir, Folder)) is string aside)
+            file = Path.Combine(aside, BestFile);
         if (!File.Exists(file)) return null;
         try
         {
@@ -161,9 +165,18 @@ public static class CheckpointStore
             .OrderBy(d => d, StringComparer.Ordinal)
             .FirstOrDefault();
 
-    /// <summary>Puts back every complete copy an interrupted swap left aside whose checkpoint name is free.</summary>
+    /// <summary>The complete best copy an interrupted swap left aside, or null.</summary>
+    private static string? BestAside(string root) =>
+        Directory.GetDirectories(root, $"{OldPrefix}{BestFolder}-*")
+            .Where(d => File.Exists(Path.Combine(d, BestFile)))
+            .OrderBy(d => d, StringComparer.Ordinal)
+            .FirstOrDefault();
+
+    /// <summary>Puts back every complete copy an interrupted swap left aside whose name (a checkpoint's, or best) is free.</summary>
     private static void Recover(string root)
     {
+        if (!Directory.Exists(Path.Combine(root, BestFolder)) && BestAside(root) is string best)
+            Directory.Move(best, Path.Combine(root, BestFolder));
         foreach (var aside in Directory.GetDirectories(root, OldPrefix + "step_*"))
         {
             var name = CheckpointNameOfAside(aside);
@@ -200,6 +213,8 @@ public static class CheckpointStore
             // (names are zero-padded: ordinal order is step order).
             if (CheckpointNameOfAside(stale) is string name && !File.Exists(Path.Combine(root, name, StateFile)) &&
                 (newest is null || string.CompareOrdinal(newest, name) < 0)) continue;
+            if (Path.GetFileName(stale).StartsWith(OldPrefix + BestFolder + "-", StringComparison.Ordinal) &&
+                !File.Exists(Path.Combine(root, BestFolder, BestFile))) continue;
             try { Directory.Delete(stale, recursive: true); } catch (IOException) { }
         }
         foreach (var tmpFile in Directory.GetFiles(root, ".*.tmp"))

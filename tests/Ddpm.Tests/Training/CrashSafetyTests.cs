@@ -120,6 +120,35 @@ public class CrashSafetyTests : IDisposable
         }
     }
 
+    /// <summary>A crash while the best copy is replaced keeps the previous best readable, unpruned, and put back by the next save.</summary>
+    [Fact]
+    public void ACrashWhileReplacingTheBestCopyKeepsThePreviousBest()
+    {
+        using var data = TestUtil.TinyData();
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        using var t = Trainer.Start(Config(steps: 4), run, data);
+        t.TrainStep();
+        var first = t.SaveCheckpoint();
+        CheckpointStore.SaveBest(run, first, new BestCheckpoint("fd", 5.0, 1));
+        long previous = 1;
+        foreach (var point in new[] { "checkpoint: previous copy renamed aside", "checkpoint: renamed into place over a previous copy" })
+        {
+            t.TrainStep();
+            var current = t.SaveCheckpoint();
+            FaultInjection.Hook = p => { if (p == point) throw new FaultInjection.Crash(p); };
+            Assert.Throws<FaultInjection.Crash>(() => CheckpointStore.SaveBest(run, current, new BestCheckpoint("fd", 1.0 / t.Step, t.Step)));
+            FaultInjection.Hook = null;
+            var best = CheckpointStore.ReadBest(run)!;
+            Assert.True(best.Step == previous || best.Step == t.Step, point);
+            if (point.Contains("aside", StringComparison.Ordinal)) Assert.Equal(previous, best.Step); // the new copy never landed
+            t.TrainStep();
+            t.SaveCheckpoint(); // prunes, and puts the best copy back if it was left aside
+            Assert.True(File.Exists(Path.Combine(run, CheckpointStore.Folder, CheckpointStore.BestFolder, CheckpointStore.BestFile)), point);
+            Assert.Equal(best, CheckpointStore.ReadBest(run));
+            previous = best.Step;
+        }
+    }
+
     [Fact]
     public void ALatestPointerOutsideTheRunIsIgnored()
     {
