@@ -72,53 +72,16 @@ public static class ModelStats
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         var c = config;
-        int ch = c.BaseChannels, tch = c.TimeEmbeddingChannels;
-
+        long tch = c.TimeEmbeddingChannels;
         static long Conv(long cin, long cout, long k, long res) => cout * cin * k * k * res * res;
-        long Res(long cin, long cout, long res) =>
-            Conv(cin, cout, 3, res) + (long)tch * cout + Conv(cout, cout, 3, res) + (cin != cout ? Conv(cin, cout, 1, res) : 0);
-        static long Attn(long channels, long res) => 4 * Conv(channels, channels, 1, res) + 2 * (res * res) * (res * res) * channels;
-
-        long macs = (long)ch * tch + (long)tch * tch;       // time embedding: two dense layers
-        macs += Conv(c.InChannels, ch, 3, c.ImageSize);       // conv_in
-
-        var skips = new Stack<int>();
-        skips.Push(ch);
-        int cur = ch;
-        for (int i = 0; i < c.Levels; i++)
-        {
-            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
-            for (int j = 0; j < c.NumResBlocks; j++)
-            {
-                macs += Res(cur, cout, res);
-                cur = cout;
-                if (c.HasAttentionAt(i)) macs += Attn(cur, res);
-                skips.Push(cur);
-            }
-            if (i != c.Levels - 1)
-            {
-                if (c.ResampleWithConv) macs += Conv(cur, cur, 3, res / 2);
-                skips.Push(cur);
-            }
-        }
-
-        int low = c.ResolutionAt(c.Levels - 1);
-        macs += 2 * Res(cur, cur, low) + Attn(cur, low);     // middle
-
-        for (int i = c.Levels - 1; i >= 0; i--)
-        {
-            int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
-            for (int j = 0; j <= c.NumResBlocks; j++)
-            {
-                macs += Res(cur + skips.Pop(), cout, res);
-                cur = cout;
-                if (c.HasAttentionAt(i)) macs += Attn(cur, res);
-            }
-            if (i != 0 && c.ResampleWithConv) macs += Conv(cur, cur, 3, res * 2);
-        }
-
-        macs += Conv(cur, c.EffectiveOutChannels, 3, c.ImageSize); // conv_out
-        return macs;
+        return SumOverLayers(c, new LayerCosts(
+            Stem: () => (long)c.BaseChannels * tch + tch * tch + Conv(c.InChannels, c.BaseChannels, 3, c.ImageSize), // time embedding, conv_in
+            ResBlock: (cin, cout, res) =>
+                Conv(cin, cout, 3, res) + tch * cout + Conv(cout, cout, 3, res) + (cin != cout ? Conv(cin, cout, 1, res) : 0),
+            Attention: (ch, res) => 4 * Conv(ch, ch, 1, res) + 2 * (res * res) * (res * res) * ch,
+            Downsample: (ch, res) => c.ResampleWithConv ? Conv(ch, ch, 3, res / 2) : 0,
+            Upsample: (ch, res) => c.ResampleWithConv ? Conv(ch, ch, 3, res * 2) : 0,
+            Head: ch => Conv(ch, c.EffectiveOutChannels, 3, c.ImageSize))); // conv_out
     }
 
     /// <summary>
@@ -135,44 +98,63 @@ public static class ModelStats
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         var c = config;
-        int ch = c.BaseChannels;
-        static long Res(long cin, long cout, long res) => (3 * cin + 6 * cout) * res * res;
-        static long Attn(long channels, long res) => 8 * channels * res * res + 2 * (res * res) * (res * res);
+        long size2 = (long)c.ImageSize * c.ImageSize;
+        return SumOverLayers(c, new LayerCosts(
+            Stem: () => c.BaseChannels * size2, // conv_in's output
+            ResBlock: (cin, cout, res) => (3 * cin + 6 * cout) * res * res,
+            Attention: (ch, res) => 8 * ch * res * res + 2 * (res * res) * (res * res),
+            Downsample: (ch, res) => ch * res * res,
+            Upsample: (ch, res) => 2 * ch * (2 * res) * (2 * res), // the upsampled map and the conv's input
+            Head: ch => 3 * ch * size2));
+    }
 
-        long values = (long)ch * c.ImageSize * c.ImageSize; // conv_in's output
+    /// <summary>What one layer of the U-Net costs, by kind; <see cref="SumOverLayers"/> adds them up in the network's order.</summary>
+    private sealed record LayerCosts(
+        Func<long> Stem, Func<long, long, long, long> ResBlock, Func<long, long, long> Attention,
+        Func<long, long, long> Downsample, Func<long, long, long> Upsample, Func<long, long> Head);
+
+    /// <summary>
+    /// Walks <see cref="UNet"/>'s layers as its forward pass does (down levels with their skips, the middle, up levels
+    /// taking the skips back, the head) and sums <paramref name="costs"/> over them.
+    /// </summary>
+    private static long SumOverLayers(UNetConfig c, LayerCosts costs)
+    {
+        long total = costs.Stem();
         var skips = new Stack<int>();
-        skips.Push(ch);
-        int cur = ch;
+        skips.Push(c.BaseChannels);
+        int cur = c.BaseChannels;
         for (int i = 0; i < c.Levels; i++)
         {
             int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
             for (int j = 0; j < c.NumResBlocks; j++)
             {
-                values += Res(cur, cout, res);
+                total += costs.ResBlock(cur, cout, res);
                 cur = cout;
-                if (c.HasAttentionAt(i)) values += Attn(cur, res);
+                if (c.HasAttentionAt(i)) total += costs.Attention(cur, res);
                 skips.Push(cur);
             }
             if (i != c.Levels - 1)
             {
-                values += (long)cur * res * res;
+                total += costs.Downsample(cur, res);
                 skips.Push(cur);
             }
         }
+
         int low = c.ResolutionAt(c.Levels - 1);
-        values += 2 * Res(cur, cur, low) + Attn(cur, low);
+        total += 2 * costs.ResBlock(cur, cur, low) + costs.Attention(cur, low); // middle
+
         for (int i = c.Levels - 1; i >= 0; i--)
         {
             int res = c.ResolutionAt(i), cout = c.ChannelsAt(i);
             for (int j = 0; j <= c.NumResBlocks; j++)
             {
-                values += Res(cur + skips.Pop(), cout, res);
+                total += costs.ResBlock(cur + skips.Pop(), cout, res);
                 cur = cout;
-                if (c.HasAttentionAt(i)) values += Attn(cur, res);
+                if (c.HasAttentionAt(i)) total += costs.Attention(cur, res);
             }
-            if (i != 0) values += 2L * cur * (2 * res) * (2 * res); // the upsampled map and the conv's input
+            if (i != 0) total += costs.Upsample(cur, res);
         }
-        return values + 3L * cur * c.ImageSize * c.ImageSize;
+        return total + costs.Head(cur);
     }
 
     /// <summary>Floating-point operations of one forward pass for one image, in units of 1e9: 2 x MACs / 1e9.</summary>
