@@ -158,12 +158,16 @@ public static class CheckpointStore
 
     private const string OldPrefix = ".old-";
 
-    /// <summary>The complete copy set aside for <paramref name="name"/> by an interrupted swap, or null.</summary>
-    private static string? AsideCopyOf(string root, string name) =>
-        Directory.GetDirectories(root, $"{OldPrefix}{name}-*")
-            .Where(d => File.Exists(Path.Combine(d, StateFile)))
-            .OrderBy(d => d, StringComparer.Ordinal)
-            .FirstOrDefault();
+    /// <summary>
+    /// The complete checkpoint copies interrupted swaps left aside (".old-step_N-*" holding a state.json), with the
+    /// checkpoint name each belongs to, ordered by that name (step order) and then by folder.
+    /// </summary>
+    private static List<(string Name, string Dir)> CheckpointAsides(string root) =>
+        Directory.GetDirectories(root, OldPrefix + "step_*")
+            .Select(d => (Name: CheckpointNameOfAside(d)!, Dir: d))
+            .Where(a => a.Name is not null && File.Exists(Path.Combine(a.Dir, StateFile)))
+            .OrderBy(a => a.Name, StringComparer.Ordinal).ThenBy(a => a.Dir, StringComparer.Ordinal)
+            .ToList();
 
     /// <summary>The complete best copy an interrupted swap left aside, or null.</summary>
     private static string? BestAside(string root) =>
@@ -177,12 +181,8 @@ public static class CheckpointStore
     {
         if (!Directory.Exists(Path.Combine(root, BestFolder)) && BestAside(root) is string best)
             Directory.Move(best, Path.Combine(root, BestFolder));
-        foreach (var aside in Directory.GetDirectories(root, OldPrefix + "step_*"))
-        {
-            var name = CheckpointNameOfAside(aside);
-            if (name is null || Directory.Exists(Path.Combine(root, name)) || !File.Exists(Path.Combine(aside, StateFile))) continue;
-            Directory.Move(aside, Path.Combine(root, name));
-        }
+        foreach (var (name, dir) in CheckpointAsides(root))
+            if (!Directory.Exists(Path.Combine(root, name))) Directory.Move(dir, Path.Combine(root, name));
     }
 
     private static string? CheckpointNameOfAside(string aside)
@@ -228,8 +228,7 @@ public static class CheckpointStore
     {
         var root = Path.Combine(runDir, Folder);
         if (!Directory.Exists(root)) return false;
-        return ListComplete(root).Count > 0 ||
-               Directory.GetDirectories(root, OldPrefix + "step_*").Any(d => File.Exists(Path.Combine(d, StateFile)));
+        return ListComplete(root).Count > 0 || CheckpointAsides(root).Count > 0;
     }
 
     /// <summary>Complete checkpoint folders, oldest first.</summary>
@@ -265,15 +264,15 @@ public static class CheckpointStore
             {
                 var dir = Path.Combine(root, name);
                 if (File.Exists(Path.Combine(dir, StateFile))) return Path.GetFullPath(dir);
-                if (!Directory.Exists(dir) && AsideCopyOf(root, name) is string aside) return Path.GetFullPath(aside);
+                if (!Directory.Exists(dir) && CheckpointAsides(root).FirstOrDefault(a => a.Name == name).Dir is string aside)
+                    return Path.GetFullPath(aside);
             }
         }
         var complete = ListComplete(root);
         if (complete.Count == 0)
         {
-            var asides = Directory.GetDirectories(root, OldPrefix + "step_*").Where(d => CheckpointNameOfAside(d) is not null && File.Exists(Path.Combine(d, StateFile)))
-                .OrderBy(d => CheckpointNameOfAside(d), StringComparer.Ordinal).ToList();
-            if (asides.Count > 0) return Path.GetFullPath(asides[^1]);
+            var asides = CheckpointAsides(root);
+            if (asides.Count > 0) return Path.GetFullPath(asides[^1].Dir);
             throw new DdpmException($"{path}: the run folder holds no complete checkpoint");
         }
         return Path.GetFullPath(complete[^1]);
