@@ -40,4 +40,9 @@ public static class SettingNames
     public static EnumNames<TimestepSamplerKind> TimestepSampler { get; } = new("timestep_sampler",
         (TimestepSamplerKind.Uniform, "uniform", []),
         (TimestepSamplerKind.Importance, "importance", ["loss-aware"]));
+
+    public static EnumNames<LossWeightingKind> LossWeighting { get; } = new("loss_weighting",
+        (LossWeightingKind.None, "none", []),
+        (LossWeightingKind.MinSnr, "min-snr", ["minsnr", "min_snr"]),
+        (LossWeightingKind.P2, "p2", []));
 }

@@ -26,7 +26,7 @@ public enum LossType
 
 /// <summary>The per-example training loss (shape (N)) and, where computed, its two parts before weighting.</summary>
 /// <param name="Loss">What is minimised (averaged over the batch by the trainer).</param>
-/// <param name="Mse">The L_simple part; null for <see cref="LossType.Vlb"/>.</param>
+/// <param name="Mse">The L_simple part before any per-timestep weighting; null for <see cref="LossType.Vlb"/>.</param>
 /// <param name="Vb">The bound's term L_t at the sampled t in bits/dim, before the factor T (and lambda); null for <see cref="LossType.Simple"/>.</param>
 public sealed record LossTerms(Tensor Loss, Tensor? Mse, Tensor? Vb);
 
@@ -35,7 +35,7 @@ public sealed partial class GaussianDiffusion
     /// <summary>
     /// The per-example training loss of <see cref="Loss"/> at x_t = QSample(x0, t, noise), shape (N). No clipping.
     /// For the default (eps, fixed variance, Simple) it is the mean over all non-batch dimensions of
-    /// (noise - eps_theta(x_t, t))^2. (eq. 14)
+    /// (noise - eps_theta(x_t, t))^2 (eq. 14), times <see cref="Weighting"/>'s weight of t where one is set.
     /// </summary>
     public Tensor TrainingLosses(nn.Module<Tensor, Tensor, Tensor> model, Tensor x0, Tensor t, Tensor noise)
     {
@@ -55,7 +55,7 @@ public sealed partial class GaussianDiffusion
         ArgumentNullException.ThrowIfNull(model);
         CheckSameShape(x0, noise, nameof(noise));
         using var scope = NewDisposeScope();
-        var (_, tt) = Prepare(x0, t);
+        var (c, tt) = Prepare(x0, t);
         var xt = QSample(x0, tt, noise);
         var output = model.call(xt, tt);
         var (prediction, variance) = SplitOutput(output, xt);
@@ -70,13 +70,14 @@ public sealed partial class GaussianDiffusion
         else
         {
             mse = MeanFlat((ModelTarget(x0, xt, tt, noise) - prediction).square());
-            loss = mse.alias(); // its own handle: each returned tensor is moved out of this scope once
+            // its own handle: each returned tensor is moved out of this scope once
+            loss = c.LossWeights is null ? mse.alias() : mse * c.LossWeights.gather(0, tt);
             if (Loss == LossType.Hybrid)
             {
                 // Stop-gradient on the mean: the bound's term sees the prediction as a constant.
                 var frozen = cat(new[] { prediction.detach(), variance! }, 1);
                 vb = VbTermsBpdFromOutput(frozen, x0, xt, tt, clipDenoised: false).Bpd;
-                loss = mse + (VlbWeight * Timesteps) * vb;
+                loss = loss + (VlbWeight * Timesteps) * vb;
             }
         }
         return new LossTerms(loss.MoveToOuterDisposeScope(), mse?.MoveToOuterDisposeScope(), vb?.MoveToOuterDisposeScope());

@@ -42,6 +42,7 @@ public sealed partial class GaussianDiffusion : IDisposable
     private Coefficients[] _tables = [];
     private readonly double[] _modelVariance;
     private readonly double[] _modelLogVariance;
+    private readonly double[]? _lossWeights;
     private volatile bool _disposed;
 
     /// <summary>
@@ -49,9 +50,11 @@ public sealed partial class GaussianDiffusion : IDisposable
     /// channels when the variance is learned), <paramref name="loss"/> what <see cref="TrainingLosses"/> computes, and
     /// <paramref name="vlbWeight"/> the lambda of the hybrid loss. A learned variance needs the Vlb or Hybrid loss (L_simple
     /// does not train it), and Hybrid needs a learned variance (its L_vlb term trains only the variance).
+    /// <paramref name="weighting"/> weighs L_simple's squared error per timestep (none by default: the paper's L_simple).
     /// </summary>
     public GaussianDiffusion(NoiseSchedule schedule, VarianceType varianceType = VarianceType.FixedLarge,
-        PredictionType prediction = PredictionType.Epsilon, LossType loss = LossType.Simple, double vlbWeight = DefaultVlbWeight)
+        PredictionType prediction = PredictionType.Epsilon, LossType loss = LossType.Simple, double vlbWeight = DefaultVlbWeight,
+        LossWeighting? weighting = null)
     {
         ArgumentNullException.ThrowIfNull(schedule);
         Schedule = schedule;
@@ -63,6 +66,9 @@ public sealed partial class GaussianDiffusion : IDisposable
         if (!Enum.IsDefined(loss)) throw new DdpmException($"loss {loss}: expected Simple, Vlb or Hybrid");
         if (!double.IsFinite(vlbWeight) || vlbWeight < 0) throw new DdpmException($"vlb weight {vlbWeight}: must be finite and >= 0");
         CheckVarianceAndLoss(varianceType, loss);
+        Weighting = weighting ?? LossWeighting.None;
+        Weighting.Check(prediction, loss);
+        _lossWeights = Weighting.Table(schedule, prediction);
         int n = schedule.Timesteps;
         switch (varianceType)
         {
@@ -94,6 +100,8 @@ public sealed partial class GaussianDiffusion : IDisposable
     public LossType Loss { get; }
     /// <summary>lambda of the hybrid loss.</summary>
     public double VlbWeight { get; }
+    /// <summary>The per-timestep weight of L_simple's squared error.</summary>
+    public LossWeighting Weighting { get; }
     public int Timesteps => Schedule.Timesteps;
 
     /// <summary>Whether the model outputs the variance too (Learned or LearnedRange): it then has twice the data's channels.</summary>
@@ -348,7 +356,7 @@ public sealed partial class GaussianDiffusion : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             foreach (var c in _tables)
                 if (c.Type == type && c.Index == index) return c;
-            var created = new Coefficients(Schedule, _modelVariance, _modelLogVariance, x.device, type, index);
+            var created = new Coefficients(Schedule, _modelVariance, _modelLogVariance, _lossWeights, x.device, type, index);
             Volatile.Write(ref _tables, [.. _tables, created]);
             return created;
         }
@@ -370,7 +378,7 @@ public sealed partial class GaussianDiffusion : IDisposable
     {
         private readonly List<Tensor> _all = new();
 
-        public Coefficients(NoiseSchedule s, double[] modelVariance, double[] modelLogVariance, Device device, DeviceType type, int index)
+        public Coefficients(NoiseSchedule s, double[] modelVariance, double[] modelLogVariance, double[]? lossWeights, Device device, DeviceType type, int index)
         {
             Type = type;
             Index = index;
@@ -401,6 +409,7 @@ public sealed partial class GaussianDiffusion : IDisposable
             PosteriorMeanCoef2 = Make(s.PosteriorMeanCoef2, device);
             ModelVariance = Make(modelVariance, device);
             ModelLogVariance = Make(modelLogVariance, device);
+            LossWeights = lossWeights is null ? null : Make(lossWeights, device);
         }
 
         public DeviceType Type { get; }
@@ -421,6 +430,8 @@ public sealed partial class GaussianDiffusion : IDisposable
         public Tensor PosteriorMeanCoef2 { get; }
         public Tensor ModelVariance { get; }
         public Tensor ModelLogVariance { get; }
+        /// <summary>L_simple's per-timestep weights; null when unweighted.</summary>
+        public Tensor? LossWeights { get; }
 
         // The only place a float64 schedule value becomes float32.
         private Tensor Make(double[] values, Device device)

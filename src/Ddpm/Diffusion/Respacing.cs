@@ -227,7 +227,7 @@ public sealed class RespacedDiffusion : IDisposable
         ArgumentNullException.ThrowIfNull(original);
         var kept = TimestepSelection.FromList(timesteps, original.Timesteps);
         var schedule = NoiseSchedule.FromBetas(RespacedBetas(original.Schedule, kept));
-        return new RespacedDiffusion(kept, new GaussianDiffusion(schedule, original.VarianceType, original.Prediction, original.Loss, original.VlbWeight));
+        return new RespacedDiffusion(kept, new GaussianDiffusion(schedule, original.VarianceType, original.Prediction, original.Loss, original.VlbWeight, original.Weighting));
     }
 
     /// <summary>

@@ -15,7 +15,7 @@ public static class DiffusionFactory
     };
 
     public static GaussianDiffusion Diffusion(TrainConfig c) =>
-        new(Schedule(c), c.Variance, c.Prediction, c.Loss, c.VlbWeight);
+        new(Schedule(c), c.Variance, c.Prediction, c.Loss, c.VlbWeight, LossWeighting.Of(c.LossWeighting, c.LossWeightGamma));
 
     /// <summary>
     /// Gives the network the output channels the variance needs (<see cref="GaussianDiffusion.ModelOutputChannels(VarianceType, int)"/>):

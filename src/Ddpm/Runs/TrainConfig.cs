@@ -57,6 +57,12 @@ public sealed class TrainConfig
     /// <summary>lambda of the hybrid loss.</summary>
     [Setting("lambda of the hybrid loss")]
     public double VlbWeight { get; set; } = GaussianDiffusion.DefaultVlbWeight;
+    /// <summary>Per-timestep weight of L_simple's squared error (see <see cref="Diffusion.LossWeighting"/>).</summary>
+    [Setting("Weight of L_simple per timestep: none (the paper's), min-snr (Hang et al. 2023) or p2 (Choi et al. 2022)")]
+    public LossWeightingKind LossWeighting { get; set; } = LossWeightingKind.None;
+    /// <summary>gamma of the weighting; null = its paper's (5 for min-snr, 1 for p2).</summary>
+    [Setting("gamma of the loss weighting (default: 5 for min-snr, 1 for p2)")]
+    public double? LossWeightGamma { get; set; }
     /// <summary>How t is drawn: uniform, or importance (loss-aware, with loss weights 1 / (T p_t)).</summary>
     [Setting("How t is drawn: uniform or importance (loss-aware)")]
     public TimestepSamplerKind TimestepSampler { get; set; } = TimestepSamplerKind.Uniform;
@@ -176,6 +182,7 @@ public sealed class TrainConfig
             new EnumNameConverter<PredictionType>(SettingNames.Prediction),
             new EnumNameConverter<LossType>(SettingNames.Loss),
             new EnumNameConverter<TimestepSamplerKind>(SettingNames.TimestepSampler),
+            new EnumNameConverter<LossWeightingKind>(SettingNames.LossWeighting),
             new TextValueConverter<DeviceSpec>(DeviceSpec.Parse),
             new TextValueConverter<EvalClassifierChoice>(EvalClassifierChoice.Parse),
         },
@@ -331,6 +338,10 @@ public sealed class TrainConfig
         Check(Recipe is null || TrainRecipes.Names.Contains(Recipe), "recipe", $"{Recipe}: expected {string.Join(" or ", TrainRecipes.Names)}");
         Check(VlbWeight >= 0 && double.IsFinite(VlbWeight), "vlb_weight", $"{F(VlbWeight)}: must be 0 or positive");
         GaussianDiffusion.CheckVarianceAndLoss(Variance, Loss);
+        Check(Enum.IsDefined(LossWeighting), "loss_weighting", $"{LossWeighting}: expected {SettingNames.LossWeighting.Expected}");
+        if (LossWeightGamma is not null && LossWeighting == LossWeightingKind.None)
+            throw DdpmException.ForSetting("loss_weight_gamma", "applies to a loss weighting (loss_weighting is none)");
+        Diffusion.LossWeighting.Of(LossWeighting, LossWeightGamma).Check(Prediction, Loss);
         Model?.Validate();
     }
 }
