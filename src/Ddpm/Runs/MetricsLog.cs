@@ -5,11 +5,24 @@ using static TorchSharp.torch;
 
 namespace Ddpm.Runs;
 
-/// <summary>One line of metrics.jsonl.</summary>
-public sealed record MetricsRecord(long Step, double Loss, double Lr, double GradNorm, double ImagesPerSec, double ElapsedSec);
+/// <summary>
+/// One line of metrics.jsonl. <paramref name="ElapsedSec"/> is the wall clock of this process since it started training;
+/// <paramref name="TrainSec"/> the run's training time up to this step, summed over resumes and without the time spent
+/// in evaluations (null in lines written before it was recorded).
+/// </summary>
+public sealed record MetricsRecord(long Step, double Loss, double Lr, double GradNorm, double ImagesPerSec, double ElapsedSec,
+    double? TrainSec = null)
+{
+    /// <summary>The training seconds at this line: <see cref="TrainSec"/>, or the elapsed seconds for older lines.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double TrainSeconds => TrainSec ?? ElapsedSec;
+}
 
-/// <summary>One evaluation line of metrics.jsonl: sample-quality figures at a step.</summary>
-public sealed record EvalRecord(long Step, int EvalCount, IReadOnlyDictionary<string, double> Eval);
+/// <summary>
+/// One evaluation line of metrics.jsonl: sample-quality figures at a step, and the run's training seconds at that step
+/// (as <see cref="MetricsRecord.TrainSec"/>; null in older lines).
+/// </summary>
+public sealed record EvalRecord(long Step, int EvalCount, IReadOnlyDictionary<string, double> Eval, double? TrainSec = null);
 
 /// <summary>Appends training metrics to <c>metrics.jsonl</c> (one JSON object a line) and to TensorBoard event files.</summary>
 public sealed class MetricsLog : IDisposable
@@ -55,6 +68,9 @@ public sealed class MetricsLog : IDisposable
         int step = (int)Math.Min(int.MaxValue, r.Step);
         foreach (var (name, value) in r.Eval) _tensorboard.add_scalar($"eval/{name}", (float)value, step);
     }
+
+    /// <summary>The training seconds of the last training line (0 when there is none): where a resumed run's clock continues.</summary>
+    public static double LastTrainSeconds(string runDir) => Read(runDir).LastOrDefault()?.TrainSeconds ?? 0;
 
     /// <summary>Reads the training lines of metrics.jsonl back (for tests and tools).</summary>
     public static List<MetricsRecord> Read(string runDir) =>

@@ -223,6 +223,14 @@ public sealed class Trainer : IDisposable
     /// <summary>How many torn lines (cut by a crash or a full disk) <see cref="Resume"/> dropped from metrics.jsonl.</summary>
     public int TornMetricsLinesDropped { get; private set; }
 
+    // The run's training seconds before this process (from the last metrics line when resuming), and the time this
+    // process spent in evaluations: a run's clock counts training, so curves against minutes do not depend on how often
+    // the model was scored.
+    private double _trainSecondsBefore;
+    private readonly Stopwatch _evaluating = new();
+
+    private double TrainSeconds(Stopwatch total) => _trainSecondsBefore + (total.Elapsed - _evaluating.Elapsed).TotalSeconds;
+
     private RunLock? _runLock;
 
     /// <summary>
@@ -262,6 +270,7 @@ public sealed class Trainer : IDisposable
                 lossAware.SetState(state.TimestepSampler, Path.Combine(dir, CheckpointStore.StateFile));
             RunFolder.ProbeWritable(Path.Combine(runDir, CheckpointStore.Folder));
             trainer.TornMetricsLinesDropped = MetricsLog.TruncateAfter(runDir, state.Step);
+            trainer._trainSecondsBefore = MetricsLog.LastTrainSeconds(runDir);
             AtomicFile.WriteAllText(Path.Combine(runDir, ConfigFile), config.ToJson());
             trainer._runLock = runLock;
             return trainer;
@@ -424,7 +433,7 @@ public sealed class Trainer : IDisposable
         {
             var w = ReadWindow();
             double windowIps = w.Steps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-            metrics.Write(new MetricsRecord(Step, w.MeanLoss, w.LearningRate, w.GradNorm, windowIps, total.Elapsed.TotalSeconds));
+            metrics.Write(new MetricsRecord(Step, w.MeanLoss, w.LearningRate, w.GradNorm, windowIps, total.Elapsed.TotalSeconds, TrainSeconds(total)));
             lastLoss = shownLoss = w.LastLoss;
             shownNorm = w.GradNorm;
             window.Restart();
@@ -499,6 +508,9 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public ITrainingEvaluator? Evaluator { get; set; }
 
+    /// <summary>Raised after each evaluation line is written to metrics.jsonl (the CLI redraws the run's curves then).</summary>
+    public event Action<EvalRecord>? Evaluated;
+
     /// <summary>Scores the EMA model with <see cref="Evaluator"/> and returns its figures.</summary>
     public IReadOnlyDictionary<string, double> Evaluate(IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -512,8 +524,14 @@ public sealed class Trainer : IDisposable
     {
         var report = progress is null ? null : new SyncProgress<int>(done => progress.Report(
             new TrainProgress(TrainPhase.Eval, Step, Config.Steps, double.NaN, 0, 0, 0, total.Elapsed, null, done, Config.EvalCount)));
-        var values = Evaluate(report, cancellationToken);
-        metrics.WriteEval(new EvalRecord(Step, Config.EvalCount, values));
+        double trainSeconds = TrainSeconds(total);
+        IReadOnlyDictionary<string, double> values;
+        _evaluating.Start();
+        try { values = Evaluate(report, cancellationToken); }
+        finally { _evaluating.Stop(); }
+        var record = new EvalRecord(Step, Config.EvalCount, values, trainSeconds);
+        metrics.WriteEval(record);
+        Evaluated?.Invoke(record);
         var metric = Evaluator!.PrimaryMetric;
         double value = values[metric];
         var best = CheckpointStore.ReadBest(RunDir);
