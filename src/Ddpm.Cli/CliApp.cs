@@ -16,6 +16,8 @@ public static class CliApp
             InterpolateCommand.Create(ctx),
             FidCommand.Create(ctx),
             DistanceCommand.Create(ctx),
+            EvaluateCommand.Create(ctx),
+            PlotCommand.Create(ctx),
             StatsCommand.Create(ctx),
             DiffuseCommand.Create(ctx),
             ScheduleCommand.Create(ctx),

@@ -77,6 +77,7 @@ public static class TrainCommand
                 // The evaluator of --eval-every comes from the metrics layer (the trainer only calls it). It opens its
                 // classifier and Inception weights now, so a wrong path is refused before any training step is spent.
                 if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluator(trainer.Config, trainer.Data, trainer.Device);
+                trainer.Evaluated += _ => PlotCommand.Refresh(ctx, trainer.RunDir);
                 var m = trainer.Config.Model!;
                 ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
                 ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");

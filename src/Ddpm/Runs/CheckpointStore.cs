@@ -231,6 +231,13 @@ public static class CheckpointStore
         return ListComplete(root).Count > 0 || CheckpointAsides(root).Count > 0;
     }
 
+    /// <summary>The run's complete checkpoint folders (step_N, not best), oldest first; empty when it has none.</summary>
+    public static IReadOnlyList<string> List(string runDir)
+    {
+        var root = Path.Combine(runDir, Folder);
+        return Directory.Exists(root) ? ListComplete(root) : [];
+    }
+
     /// <summary>Complete checkpoint folders, oldest first.</summary>
     private static List<string> ListComplete(string root) =>
         Directory.GetDirectories(root, "step_*")
