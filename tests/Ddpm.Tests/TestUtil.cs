@@ -107,8 +107,13 @@ public static class TestUtil
         return new ImageDataset(images, null, "synthetic");
     }
 
+    /// <summary>
+    /// A tiny run on <see cref="TinyData"/>. It predicts eps, the paper's target (the default is v), so the tests that
+    /// rebuild a step by hand from Algorithm 1 (<c>StepReplica</c>) apply to it.
+    /// </summary>
     public static TrainConfig TinyConfig(long steps = 4) => new()
     {
+        Prediction = Ddpm.Diffusion.PredictionType.Epsilon,
         Data = "synthetic", Model = TinyUNet(), Timesteps = 12, Steps = steps, BatchSize = 4, LearningRate = 1e-3,
         WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = DeviceSpec.Cpu, Seed = 7,
     };

@@ -13,13 +13,14 @@ public static class EvaluateCommand
     public static Command Create(CliContext ctx)
     {
         var run = new Argument<string>("run") { Description = "Run folder; every complete checkpoint in it is scored" };
+        var every = new Option<long>("--every") { Description = "Score only the checkpoints whose step is a multiple of N, and the last (default: all)" };
         var again = new Option<bool>("--again") { Description = "Score checkpoints that already have an evaluation with this sample count too" };
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var noProgress = CommonOptions.NoProgress();
         var cmd = new Command("evaluate", "Score a run's saved checkpoints as --eval-every would have during training, log them to its metrics.jsonl and redraw its curves.png.")
         {
-            run, again, device, threads, noProgress,
+            run, every, again, device, threads, noProgress,
         };
         // The evaluation settings of train, with the run's own values as defaults.
         var bindings = SettingOptions.ForTrainConfig()
@@ -40,7 +41,7 @@ public static class EvaluateCommand
                 ctx.Err.Write($"\rcheckpoint {p.Index + 1}/{p.Checkpoints} (step {p.Step}): {p.Done}/{p.Count} samples   "));
             var written = CheckpointEvaluation.Run(dir, dev,
                 c => { foreach (var b in bindings.Where(b => parse.GetResult(b.Option) is { Implicit: false })) b.Apply(c, parse); },
-                parse.GetValue(again), progress, token);
+                parse.GetValue(again), progress, token, parse.GetValue(every));
             if (!quiet) ctx.Err.WriteLine();
             if (written.Count == 0)
             {

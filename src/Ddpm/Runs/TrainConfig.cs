@@ -14,8 +14,20 @@ namespace Ddpm.Runs;
 /// as config.json, so a run can be resumed, sampled from or reproduced from its folder alone. Names are parsed into
 /// typed values where the object is built (JSON or a front end), so a wrong name fails there, once.
 /// </summary>
-public sealed class TrainConfig
+public sealed class TrainConfig : IJsonOnDeserializing
 {
+    /// <summary>
+    /// A key missing from a configuration JSON means what it meant when the key was added, not today's default: files
+    /// written before prediction and sample_sampler existed were trained with eps and drew their grids with the
+    /// ancestral sampler, so an old run resumes, samples and reproduces as it did. (Called before the keys present
+    /// are read; a front end without a file starts from today's defaults, <c>new TrainConfig()</c>.)
+    /// </summary>
+    void IJsonOnDeserializing.OnDeserializing()
+    {
+        Prediction = PredictionType.Epsilon;
+        SampleSampler = Sampling.AncestralSampler.RegistryName;
+    }
+
     // Data
     [Setting("Training data: an IDX file (raw or .gz) or a folder of PNG/JPEG images")]
     public string Data { get; set; } = "";
@@ -50,7 +62,7 @@ public sealed class TrainConfig
     public VarianceType Variance { get; set; } = VarianceType.FixedLarge;
     /// <summary>What the network predicts: eps, x0, v or mu.</summary>
     [Setting("What the network predicts: eps, x0, v or mu")]
-    public PredictionType Prediction { get; set; } = PredictionType.Epsilon;
+    public PredictionType Prediction { get; set; } = PredictionType.Velocity;
     /// <summary>Training loss: simple (L_simple), vlb (the true bound) or hybrid (L_simple + VlbWeight L_vlb).</summary>
     [Setting("Training loss: simple, vlb or hybrid (simple + vlb_weight x vlb)")]
     public LossType Loss { get; set; } = LossType.Simple;
@@ -74,7 +86,7 @@ public sealed class TrainConfig
     [Setting("Batch size")]
     public int BatchSize { get; set; } = 64;
     [Setting("Optimizer steps; when resuming, the new total", Resumable = true)]
-    public long Steps { get; set; } = 1100;
+    public long Steps { get; set; } = 1300;
     [Setting("Adam learning rate")]
     public double LearningRate { get; set; } = 1e-3;
     [Setting("Adam beta1")]
@@ -110,7 +122,7 @@ public sealed class TrainConfig
     public int SampleCount { get; set; } = 64;
     /// <summary>Sampler of the grids: ddpm (ancestral, the paper's), ddim or dpm-solver.</summary>
     [Setting("Sampler of the grids: ddpm (all T steps), ddim or dpm-solver", Resumable = true)]
-    public string SampleSampler { get; set; } = "ddpm";
+    public string SampleSampler { get; set; } = "dpm-solver";
     /// <summary>Steps of the grid sampler (0 = its default: all T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
     [Setting("Steps of the grid sampler, 0 = its default (T for ddpm, 50 for ddim, 20 for dpm-solver)", Resumable = true)]
     public int SampleSteps { get; set; }

@@ -54,9 +54,10 @@ public class CheckpointEvaluationTests
         (code, output, _) = TestUtil.Cli("evaluate", run, "--no-progress");
         Assert.Equal(0, code);
         Assert.Contains("already has an evaluation", output);
-        (code, _, err) = TestUtil.Cli("evaluate", run, "--eval-count", "12", "--eval-real-count", "24", "--no-progress");
+        (code, _, err) = TestUtil.Cli("evaluate", run, "--eval-count", "12", "--eval-real-count", "24", "--every", "3", "--no-progress");
         Assert.True(code == 0, err);
-        Assert.Equal(2, MetricsLog.ReadEvals(run).Count(e => e.EvalCount == 12));
+        // --every 3: no step of 2 or 4 is a multiple of 3, so only the last checkpoint is scored.
+        Assert.Equal(new long[] { 4 }, MetricsLog.ReadEvals(run).Where(e => e.EvalCount == 12).Select(e => e.Step));
     }
 
     [Fact]

@@ -24,6 +24,11 @@ public class DiffusionOptionsTests
         Assert.Equal(VarianceType.FixedLarge, d.VarianceType);
         Assert.Equal(LossType.Simple, d.Loss);
         Assert.IsType<UniformTimestepSampler>(TimestepSamplers.For(c));
+        // The grid sampler too: before sample_sampler existed, grids were drawn by the ancestral sampler. Today's
+        // defaults (v, DPM-Solver++) apply where no file is read.
+        Assert.True(json.Remove("sample_sampler"));
+        Assert.Equal("ddpm", TrainConfig.FromJson(json.ToJsonString(), "old").SampleSampler);
+        Assert.Equal((PredictionType.Velocity, "dpm-solver"), (new TrainConfig().Prediction, new TrainConfig().SampleSampler));
     }
 
     [Fact]
@@ -34,9 +39,20 @@ public class DiffusionOptionsTests
         Assert.Equal((ScheduleKind.Cosine, PredictionType.Epsilon, VarianceType.LearnedRange, LossType.Hybrid, TimestepSamplerKind.Uniform), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.TimestepSampler));
         Assert.Equal(0.001, c.VlbWeight);
         Assert.Equal((3e-4, 500), (c.LearningRate, c.Timesteps));
+        c.LossWeighting = LossWeightingKind.MinSnr;
+        c.LossWeightGamma = 3;
+        c.Prediction = PredictionType.Velocity;
+        c.SampleSampler = "dpm-solver";
+        c.SampleSteps = 15;
         TrainRecipes.Apply(c, "ho2020");
         Assert.Equal((ScheduleKind.Linear, PredictionType.Epsilon, VarianceType.FixedLarge, LossType.Simple, 1000), (c.Schedule, c.Prediction, c.Variance, c.Loss, c.Timesteps));
         Assert.Equal((1e-4, 0.02), (c.BetaStart, c.BetaEnd));
+        // The paper's objective (no weighting) and its sampler for the grids, whatever the defaults are.
+        Assert.Equal((LossWeightingKind.None, (double?)null), (c.LossWeighting, c.LossWeightGamma));
+        Assert.Equal(("ddpm", 0, "clip"), (c.SampleSampler, c.SampleSteps, c.SampleThreshold));
+        c.LossWeighting = LossWeightingKind.P2;
+        TrainRecipes.Apply(c, "improved");
+        Assert.Equal(LossWeightingKind.None, c.LossWeighting);
         Assert.Throws<DdpmException>(() => TrainRecipes.Apply(c, "ddim"));
     }
 

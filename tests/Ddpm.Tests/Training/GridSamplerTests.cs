@@ -64,9 +64,10 @@ public class GridSamplerTests
         var eval = Assert.IsType<DpmSolverSampler>(Ddpm.Metrics.Evaluation.EvalMetrics.Sampler(config));
         Assert.Equal((TimestepSpacing.Karras, X0Threshold.Dynamic), (eval.Options.Spacing, eval.Options.Threshold));
 
-        // The defaults leave each sampler as it was: the paper's ancestral grid, clipped, the sampler's own spacing.
-        var defaults = Assert.IsType<AncestralSampler>(Trainer.GridSampler(TestUtil.TinyConfig(steps: 1)));
+        // The defaults: DPM-Solver++ with its own 20 steps and spacing, clipped (the paper's ancestral grid is --recipe ho2020's).
+        var defaults = Assert.IsType<DpmSolverSampler>(Trainer.GridSampler(TestUtil.TinyConfig(steps: 1)));
         Assert.Equal((null, null, X0Threshold.Clip), (defaults.Options.Steps, defaults.Options.Spacing, defaults.Options.Threshold));
+        Assert.Equal(20, defaults.Timesteps(Ddpm.Diffusion.NoiseSchedule.Linear(1000)).Length);
 
         config.SampleSampler = "ddpm";
         var e = Assert.Throws<DdpmException>(config.Validate);

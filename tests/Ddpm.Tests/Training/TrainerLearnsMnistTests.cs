@@ -1,3 +1,4 @@
+using Ddpm.Diffusion;
 using Ddpm.Runtime;
 using Ddpm.Data;
 using Ddpm.Runs;
@@ -21,6 +22,7 @@ public class TrainerLearnsMnistTests
 
         var config = new TrainConfig
         {
+            Prediction = PredictionType.Epsilon, // the paper's L_simple on eps, which the held-out loss below measures
             Data = "mnist-10k", Model = TestUtil.TinyUNet(size: 16), Steps = 30, BatchSize = 16, LearningRate = 2e-3,
             WarmupSteps = 10, CheckpointEvery = 0, LogEvery = 10, Device = DeviceSpec.Cpu, Seed = 3,
         };

@@ -19,13 +19,15 @@ public static class CheckpointEvaluation
 {
     /// <summary>
     /// Scores every complete checkpoint of <paramref name="runDir"/> (oldest first) that has no evaluation line with the
-    /// same sample count yet, unless <paramref name="again"/>. <paramref name="adjust"/> changes the evaluation settings
+    /// same sample count yet, unless <paramref name="again"/>; with <paramref name="every"/> &gt; 0 only those whose step
+    /// is a multiple of it, and the last. <paramref name="adjust"/> changes the evaluation settings
     /// (eval_count, eval_sampler, ...) of the run's configuration. Holds the run's lock throughout, so it never writes
     /// beside a training process. Returns the lines written.
     /// </summary>
     public static IReadOnlyList<EvalRecord> Run(string runDir, Device device, Action<TrainConfig>? adjust = null, bool again = false,
-        IProgress<CheckpointEvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<CheckpointEvaluationProgress>? progress = null, CancellationToken cancellationToken = default, long every = 0)
     {
+        if (every < 0) throw new DdpmException($"every {every}: must be 0 (every checkpoint) or positive");
         ArgumentNullException.ThrowIfNull(runDir);
         if (!Directory.Exists(runDir)) throw new DdpmException($"{runDir}: no such run folder");
         using var runLock = RunLock.Acquire(runDir);
@@ -38,6 +40,7 @@ public static class CheckpointEvaluation
         var lines = MetricsLog.Read(runDir);
         var done = MetricsLog.ReadEvals(runDir).Where(e => e.EvalCount == config.EvalCount).Select(e => e.Step).ToHashSet();
         var todo = checkpoints.Select(dir => (Dir: dir, Step: CheckpointStore.ReadState(dir).Step))
+            .Where((c, i) => every == 0 || c.Step % every == 0 || i == checkpoints.Count - 1)
             .Where(c => again || !done.Contains(c.Step)).ToList();
         var written = new List<EvalRecord>();
         if (todo.Count == 0) return written;
