@@ -21,9 +21,21 @@ mkdir -p "$OUT"
 COMMON=(--no-progress --threads "$THREADS" --device cpu)
 
 # The default run before issue 12, spelled out. Its grid is drawn here with DPM-Solver++ (20 steps) instead of its
-# 1,000 ancestral steps (4.5 minutes on the reference machine): the training is the old default's.
-OLD_DEFAULT=(--data "$DATA" --preset mnist-small --steps 1100 --batch-size 64 --learning-rate 1e-3 --warmup-steps 100
-  --loss-weighting none --schedule linear --prediction eps --ema-decay 0.9999 --seed 0 --sample-sampler dpm-solver)
+# 1,000 ancestral steps (4.5 minutes on the reference machine): the training is the old default's. The options an
+# ablation may change are kept apart, so that an entry's own value replaces the old default's (an option given
+# twice is an error).
+OLD_FIXED=(--data "$DATA" --preset mnist-small --warmup-steps 100 --schedule linear --ema-decay 0.9999 --seed 0
+  --sample-sampler dpm-solver)
+OLD_VARIED=(--steps 1100 --batch-size 64 --learning-rate 1e-3 --loss-weighting none --prediction eps)
+OLD_DEFAULT=("${OLD_FIXED[@]}" "${OLD_VARIED[@]}")
+old_default_with() { # options...: prints the old default's options with these replacing its own, one per line
+  local i
+  printf '%s\n' "${OLD_FIXED[@]}"
+  for ((i = 0; i < ${#OLD_VARIED[@]}; i += 2)); do
+    [[ " $* " == *" ${OLD_VARIED[i]} "* ]] || printf '%s\n' "${OLD_VARIED[i]}" "${OLD_VARIED[i + 1]}"
+  done
+  printf '%s\n' "$@"
+}
 # The default run after issue 12: `ddpm train` with no options.
 NEW_DEFAULT=(--data "$DATA")
 
@@ -46,6 +58,7 @@ base=$(printf "%s/old-default/checkpoints/step_%07d" "$OUT" "$ABLATION_STEPS")
 score "$base" "$OUT/ab-base.distance.json"
 ablation=(
   "min-snr|--loss-weighting min-snr"
+  "p2|--loss-weighting p2"
   "v|--prediction v"
   "v-min-snr|--prediction v --loss-weighting min-snr"
   "lr2e-3|--learning-rate 2e-3"
@@ -53,7 +66,9 @@ ablation=(
 )
 for entry in "${ablation[@]}"; do
   name=${entry%%|*}; read -ra opts <<< "${entry#*|}"
-  train "ab-$name" "${OLD_DEFAULT[@]}" --steps "$ABLATION_STEPS" --checkpoint-every 0 --sample-count 16 "${opts[@]}"
+  [[ " ${opts[*]} " == *" --steps "* ]] || opts+=(--steps "$ABLATION_STEPS")
+  mapfile -t all < <(old_default_with "${opts[@]}")
+  train "ab-$name" "${all[@]}" --checkpoint-every 0 --sample-count 16
   score "$OUT/ab-$name" "$OUT/ab-$name.distance.json"
 done
 
