@@ -41,7 +41,7 @@ public static class EvaluateCommand
                 ctx.Err.Write($"\rcheckpoint {p.Index + 1}/{p.Checkpoints} (step {p.Step}): {p.Done}/{p.Count} samples   "));
             var written = CheckpointEvaluation.Run(dir, dev,
                 c => { foreach (var b in bindings.Where(b => parse.GetResult(b.Option) is { Implicit: false })) b.Apply(c, parse); },
-                parse.GetValue(again), progress, token, parse.GetValue(every));
+                parse.GetValue(again), parse.GetValue(every), progress, token);
             if (!quiet) ctx.Err.WriteLine();
             if (written.Count == 0)
             {

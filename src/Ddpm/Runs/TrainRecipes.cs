@@ -30,12 +30,9 @@ public static class TrainRecipes
                 c.BetaStart = 1e-4;
                 c.BetaEnd = 0.02;
                 c.Timesteps = 1000;
-                c.Prediction = PredictionType.Epsilon;
+                EpsUnweightedUniform(c);
                 c.Variance = VarianceType.FixedLarge;
                 c.Loss = LossType.Simple;
-                c.LossWeighting = LossWeightingKind.None;
-                c.LossWeightGamma = null;
-                c.TimestepSampler = TimestepSamplerKind.Uniform;
                 c.SampleSampler = Sampling.AncestralSampler.RegistryName;
                 c.SampleSteps = 0;
                 c.SampleSpacing = null;
@@ -45,17 +42,23 @@ public static class TrainRecipes
                 break;
             case "improved":
                 c.Schedule = ScheduleKind.Cosine;
-                c.Prediction = PredictionType.Epsilon;
+                EpsUnweightedUniform(c);
                 c.Variance = VarianceType.LearnedRange;
                 c.Loss = LossType.Hybrid;
                 c.VlbWeight = GaussianDiffusion.DefaultVlbWeight;
-                c.LossWeighting = LossWeightingKind.None;
-                c.LossWeightGamma = null;
-                c.TimestepSampler = TimestepSamplerKind.Uniform;
                 c.Recipe = "improved";
                 break;
             default:
                 throw DdpmException.ForSetting("recipe", $"{name}: expected {string.Join(" or ", Names)}");
         }
+    }
+
+    /// <summary>What both papers share and the project's default run changes: eps targets, L_simple unweighted, uniform t.</summary>
+    private static void EpsUnweightedUniform(TrainConfig c)
+    {
+        c.Prediction = PredictionType.Epsilon;
+        c.LossWeighting = LossWeightingKind.None;
+        c.LossWeightGamma = null;
+        c.TimestepSampler = TimestepSamplerKind.Uniform;
     }
 }

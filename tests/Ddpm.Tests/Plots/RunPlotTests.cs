@@ -31,10 +31,21 @@ public class RunPlotTests
         Assert.Equal("fd_x", drawn);
         using var bitmap = SKBitmap.Decode(path);
         Assert.Equal((900, 600), (bitmap.Width, bitmap.Height));
-        // Not a blank canvas: the lines put many colours on it.
-        var colours = new HashSet<uint>();
-        for (int y = 0; y < 600; y += 3) for (int x = 0; x < 900; x += 3) colours.Add((uint)bitmap.GetPixel(x, y));
-        Assert.True(colours.Count > 20, $"{colours.Count} colours");
+        // Each run's lines are drawn in its own colour (Category10's first two: #1f77b4 and #ff7f0e); axes, labels and
+        // grid are grey, so these pixels come from the runs' lines and markers only.
+        int Count(SKColor c)
+        {
+            int n = 0;
+            for (int y = 0; y < 600; y++)
+                for (int x = 0; x < 900; x++)
+                {
+                    var p = bitmap.GetPixel(x, y);
+                    if (Math.Abs(p.Red - c.Red) + Math.Abs(p.Green - c.Green) + Math.Abs(p.Blue - c.Blue) < 30) n++;
+                }
+            return n;
+        }
+        Assert.True(Count(new SKColor(0x1f, 0x77, 0xb4)) > 300, "run a's lines are missing");
+        Assert.True(Count(new SKColor(0xff, 0x7f, 0x0e)) > 300, "run b's lines are missing");
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public static class CheckpointEvaluation
     /// beside a training process. Returns the lines written.
     /// </summary>
     public static IReadOnlyList<EvalRecord> Run(string runDir, Device device, Action<TrainConfig>? adjust = null, bool again = false,
-        IProgress<CheckpointEvaluationProgress>? progress = null, CancellationToken cancellationToken = default, long every = 0)
+        long every = 0, IProgress<CheckpointEvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (every < 0) throw new DdpmException($"every {every}: must be 0 (every checkpoint) or positive");
         ArgumentNullException.ThrowIfNull(runDir);
