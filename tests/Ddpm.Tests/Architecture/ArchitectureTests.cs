@@ -23,6 +23,7 @@ public class ArchitectureTests
         ["Ddpm.Diffusion", "Ddpm.Models"],               // the math and the networks
         ["Ddpm.Sampling", "Ddpm.Configuration"],        // samplers; the names and declarations of settings
         ["Ddpm.Figures", "Ddpm.Runs"],                   // figures of the paper; run folder, checkpoints, configuration
+        ["Ddpm.Interop"],                                // other projects' checkpoints: diffusers folders, the original's
         ["Ddpm.Training", "Ddpm.Pipelines", "Ddpm.Plots"], // training; loading a trained model to sample or score it; a run's curves
         ["Ddpm.Metrics"],                                // feature extractors, FID, KID, IS, the offline classifiers
         ["Ddpm.Metrics.Evaluation"],                     // comparing sources; the training-time evaluator
