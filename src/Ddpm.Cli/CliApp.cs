@@ -18,6 +18,7 @@ public static class CliApp
             DistanceCommand.Create(ctx),
             EvaluateCommand.Create(ctx),
             PlotCommand.Create(ctx),
+            ConvertCommand.Create(ctx),
             StatsCommand.Create(ctx),
             DiffuseCommand.Create(ctx),
             ScheduleCommand.Create(ctx),

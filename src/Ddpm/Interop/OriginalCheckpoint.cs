@@ -18,13 +18,14 @@ public static partial class OriginalCheckpoint
     /// <summary>GroupNorm's group count in the original code.</summary>
     public const int NormGroups = 32;
 
-    public static PretrainedModel Read(string file)
+    /// <summary>Reads <paramref name="file"/>; its layout is <paramref name="model"/> when given, else read from the shapes (<see cref="Infer"/>).</summary>
+    public static PretrainedModel Read(string file, UNetConfig? model = null)
     {
         file = Path.GetFullPath(file);
         var tensors = TensorFiles.Read(file);
         try
         {
-            var model = Infer(tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape), file);
+            model = model?.Clone() ?? Infer(tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape), file);
             return new PretrainedModel(PretrainedFormat.Original, file, file, model, DiffusionSettings.Ho2020, tensors, key => [key]);
         }
         catch

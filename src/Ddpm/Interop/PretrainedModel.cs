@@ -56,24 +56,32 @@ public sealed class PretrainedModel : IDisposable
     /// Opens a run folder, checkpoint folder or weights file of this project (the EMA weights unless
     /// <paramref name="useEma"/> is false or the path names model.safetensors), a diffusers folder, or an original
     /// checkpoint file (<c>.ckpt</c>, <c>.pth</c>, <c>.pt</c>, <c>.bin</c> or <c>.safetensors</c> outside a run).
+    /// An original checkpoint's layout is read from its tensors' shapes unless <paramref name="originalModel"/> gives it.
     /// </summary>
-    public static PretrainedModel Open(string path, bool useEma = true)
+    public static PretrainedModel Open(string path, bool useEma = true, UNetConfig? originalModel = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         return Detect(path) switch
         {
             PretrainedFormat.Diffusers => DiffusersFolder.Read(path),
-            PretrainedFormat.Original => OriginalCheckpoint.Read(path),
+            PretrainedFormat.Original => OriginalCheckpoint.Read(path, originalModel),
             _ => OpenRun(path, useEma),
         };
     }
+
+    /// <summary>File extensions of original checkpoints (torch.save files, or safetensors outside a run).</summary>
+    public static IReadOnlyList<string> OriginalExtensions { get; } = [".ckpt", ".pth", ".pt", ".bin", ".safetensors"];
+
+    /// <summary>Whether <paramref name="path"/> is a model in one of the formats of other projects (a diffusers folder, an original checkpoint file).</summary>
+    public static bool IsForeign(string path) => Detect(path) != PretrainedFormat.Run;
 
     /// <summary>Which format <paramref name="path"/> is in, from the files present (nothing is parsed).</summary>
     public static PretrainedFormat Detect(string path)
     {
         if (Directory.Exists(path))
             return DiffusersFolder.Holds(path) ? PretrainedFormat.Diffusers : PretrainedFormat.Run;
-        if (File.Exists(path) && !File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, CheckpointStore.StateFile)))
+        if (File.Exists(path) && !File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, CheckpointStore.StateFile))
+            && OriginalExtensions.Contains(Path.GetExtension(path), StringComparer.OrdinalIgnoreCase))
             return PretrainedFormat.Original;
         return PretrainedFormat.Run;
     }

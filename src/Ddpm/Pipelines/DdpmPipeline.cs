@@ -1,4 +1,5 @@
 using Ddpm.Diffusion;
+using Ddpm.Interop;
 using Ddpm.Runs;
 using Ddpm.Runtime;
 using Ddpm.Sampling;
@@ -9,7 +10,8 @@ namespace Ddpm.Pipelines;
 
 /// <summary>
 /// A trained model ready to generate: the network (EMA weights by default) and its diffusion, loaded from a
-/// run folder, a checkpoint folder or a weights file inside one. Needs nothing of the training data. The network is
+/// run folder, a checkpoint folder or a weights file inside one, or from another project's format: a diffusers
+/// folder or an original DDPM checkpoint (<see cref="PretrainedModel"/>). Needs nothing of the training data. The network is
 /// the run's U-Net, or any module with the diffusion's contract given as a <see cref="ModelFactory"/> (required for a
 /// run that trained a custom network: its checkpoints hold the state dict only).
 /// </summary>
@@ -40,6 +42,7 @@ public sealed class DdpmPipeline : IDisposable
     /// </summary>
     public static DdpmPipeline Load(string path, Device device, bool useEma = true, ModelFactory? model = null)
     {
+        if (PretrainedModel.IsForeign(path)) return LoadForeign(path, device, model);
         var dir = CheckpointStore.Resolve(path);
         var state = CheckpointStore.ReadState(dir);
         var config = state.Config;
@@ -53,6 +56,29 @@ public sealed class DdpmPipeline : IDisposable
             network.to(device);
             network.eval();
             return new DdpmPipeline(network, DiffusionFactory.Diffusion(config), config, dir, state.Step, device);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A diffusers folder or an original checkpoint (see <see cref="PretrainedModel"/>): the project's U-Net with its
+    /// weights (such files hold one set; the EMA choice does not apply) and the diffusion its configuration describes.
+    /// </summary>
+    private static DdpmPipeline LoadForeign(string path, Device device, ModelFactory? model)
+    {
+        if (model is not null) throw new DdpmException($"{path}: a diffusers folder or original checkpoint loads into the project's U-Net, not a custom network");
+        using var pretrained = PretrainedModel.Open(path);
+        var config = pretrained.ToConfig();
+        var network = pretrained.CreateNetwork();
+        try
+        {
+            network.to(device);
+            network.eval();
+            return new DdpmPipeline(network, DiffusionFactory.Diffusion(config), config, pretrained.Source, pretrained.Step, device);
         }
         catch
         {

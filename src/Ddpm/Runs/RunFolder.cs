@@ -3,6 +3,9 @@ namespace Ddpm.Runs;
 /// <summary>File-system checks of a run folder, each failing with a one-line error before any training step is spent.</summary>
 public static class RunFolder
 {
+    /// <summary>The run's resolved configuration, in the run folder.</summary>
+    public const string ConfigFile = "config.json";
+
     /// <summary>Creates the run folder, or says in one line why it cannot be (a file in the way, no permission, ...).</summary>
     public static void Create(string runDir)
     {

@@ -49,7 +49,7 @@ public readonly record struct StepWindow(long LastStep, long Steps, double MeanL
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    public const string ConfigFile = "config.json";
+    public const string ConfigFile = RunFolder.ConfigFile;
     public const string SamplesFolder = "samples";
 
     public TrainConfig Config { get; }

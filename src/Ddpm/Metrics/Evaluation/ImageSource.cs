@@ -1,4 +1,5 @@
 using Ddpm.Data;
+using Ddpm.Interop;
 using Ddpm.Pipelines;
 using Ddpm.Runs;
 using static TorchSharp.torch;
@@ -103,9 +104,14 @@ public abstract class ImageSource : IDisposable
     /// <summary>Images (N, C, H, W) in [-1, 1] that stay the caller's: the source neither copies nor disposes them.</summary>
     public static ImageSource FromTensor(Tensor images, string description) => new TensorSource(description, images);
 
-    /// <summary>True for a run folder, a checkpoint folder, or a .safetensors file inside a checkpoint folder.</summary>
+    /// <summary>
+    /// True for a run folder, a checkpoint folder, a .safetensors file inside a checkpoint folder, a diffusers folder, or an
+    /// original checkpoint (.ckpt, .pth, .pt).
+    /// </summary>
     public static bool IsCheckpointPath(string path)
     {
+        if (Directory.Exists(path) && DiffusersFolder.Holds(path)) return true;
+        if (File.Exists(path) && System.IO.Path.GetExtension(path).ToLowerInvariant() is ".ckpt" or ".pth" or ".pt") return true;
         if (File.Exists(path))
             return path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
                 && File.Exists(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, CheckpointStore.StateFile));
