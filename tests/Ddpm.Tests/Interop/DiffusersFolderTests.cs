@@ -7,6 +7,7 @@ using Ddpm.Runs;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
+using Xunit.Abstractions;
 
 namespace Ddpm.Tests.Interop;
 
@@ -14,7 +15,7 @@ namespace Ddpm.Tests.Interop;
 /// The diffusers reader and writer against folders written by diffusers' own code, with reference outputs of its
 /// <c>UNet2DModel</c> (Fixtures/README.md).
 /// </summary>
-public sealed class DiffusersFolderTests : IDisposable
+public sealed class DiffusersFolderTests(ITestOutputHelper output) : IDisposable
 {
     public void Dispose() => FaultInjection.Hook = null;
 
@@ -63,6 +64,7 @@ public sealed class DiffusersFolderTests : IDisposable
         net.to(ScalarType.Float64);
         using (no_grad()) y = net.call(reference["x"].to(ScalarType.Float64), reference["t"]);
         double err64 = (y - reference["out_float64"]).abs().max().item<double>();
+        output.WriteLine($"{name}: outputs up to {scale:F4}; max |ours - diffusers| {err:E2} in float32, {err64:E2} in float64");
         Assert.True(err64 <= 1e-6 * scale, $"float64: max |ours - diffusers| = {err64:E3}");
     }
 
