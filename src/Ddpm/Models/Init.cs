@@ -62,10 +62,13 @@ internal static class Init
         return lin;
     }
 
-    /// <summary>GroupNorm as in the original (eps 1e-6), affine weight 1 and bias 0 set explicitly.</summary>
-    public static TorchSharp.Modules.GroupNorm Norm(long groups, long channels)
+    /// <summary>
+    /// GroupNorm with epsilon <paramref name="eps"/> (the original's 1e-6 unless a layout says otherwise, see
+    /// <see cref="UNetConfig.NormEps"/>), affine weight 1 and bias 0 set explicitly.
+    /// </summary>
+    public static TorchSharp.Modules.GroupNorm Norm(long groups, long channels, double eps = 1e-6)
     {
-        var norm = nn.GroupNorm(groups, channels, eps: 1e-6);
+        var norm = nn.GroupNorm(groups, channels, eps: eps);
         GroupNorm(norm);
         return norm;
     }

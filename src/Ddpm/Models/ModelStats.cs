@@ -47,7 +47,7 @@ public static class ModelStats
                 skips.Push(cur);
             }
         }
-        n += 2 * Res(cur, cur) + Attn(cur);
+        n += 2 * Res(cur, cur) + (c.MidAttention ? Attn(cur) : 0);
         for (int i = c.Levels - 1; i >= 0; i--)
         {
             for (int j = 0; j <= c.NumResBlocks; j++)
@@ -64,7 +64,8 @@ public static class ModelStats
     /// <summary>
     /// Multiply-accumulates of one forward pass of <see cref="UNet"/> for ONE image of <see cref="UNetConfig.ImageSize"/>,
     /// derived from the config: every conv (Cout x Cin x k x k x Hout x Wout; the 1x1 convs of shortcuts and attention
-    /// included), every dense layer (in x out), and per attention block the two matmuls q k^T and attn v (HW x HW x C each).
+    /// included), every dense layer (in x out), and per attention block the two matmuls q k^T and attn v (HW x HW x C each:
+    /// h heads of d = C / h channels cost h x HW x HW x d, the same for any number of heads).
     /// Bias additions, normalisation, activations, softmax, residual additions, padding and resampling are ignored.
     /// </summary>
     public static long CountMacs(UNetConfig config)
@@ -89,7 +90,7 @@ public static class ModelStats
     /// config alone), counted per pixel of each layer's resolution: a residual block keeps 3 tensors of its input
     /// channels (the two inputs of GroupNorm and swish, the conv's input) and 6 of its output channels (the same three
     /// after the time embedding, dropout's mask and output, the sum); an attention block 8 tensors of its channels
-    /// (norm, q, k, v, weighted values, projection, in and out) and 2 attention maps of HW x HW (logits and softmax);
+    /// (norm, q, k, v, weighted values, projection, in and out) and 2 attention maps of HW x HW per head (logits and softmax);
     /// a resampling conv its input; conv_in its output and conv_out 3 tensors (norm, swish, conv input).
     /// Multiply by 4 bytes (float32) and the batch size for a step's activations.
     /// </summary>
@@ -102,7 +103,7 @@ public static class ModelStats
         return SumOverLayers(c, new LayerCosts(
             Stem: () => c.BaseChannels * size2, // conv_in's output
             ResBlock: (cin, cout, res) => (3 * cin + 6 * cout) * res * res,
-            Attention: (ch, res) => 8 * ch * res * res + 2 * (res * res) * (res * res),
+            Attention: (ch, res) => 8 * ch * res * res + 2L * c.AttentionHeads((int)ch) * (res * res) * (res * res),
             Downsample: (ch, res) => ch * res * res,
             Upsample: (ch, res) => 2 * ch * (2 * res) * (2 * res), // the upsampled map and the conv's input
             Head: ch => 3 * ch * size2));
@@ -141,7 +142,7 @@ public static class ModelStats
         }
 
         int low = c.ResolutionAt(c.Levels - 1);
-        total += 2 * costs.ResBlock(cur, cur, low) + costs.Attention(cur, low); // middle
+        total += 2 * costs.ResBlock(cur, cur, low) + (c.MidAttention ? costs.Attention(cur, low) : 0); // middle
 
         for (int i = c.Levels - 1; i >= 0; i--)
         {

@@ -25,15 +25,16 @@ public sealed class ResnetBlock : nn.Module<Tensor, Tensor, Tensor>
     public int InChannels { get; }
     public int OutChannels { get; }
 
-    public ResnetBlock(int inChannels, int outChannels, int tembChannels, double dropout, int normGroups)
+    /// <param name="normEps">Epsilon of both GroupNorms (the original's 1e-6 by default).</param>
+    public ResnetBlock(int inChannels, int outChannels, int tembChannels, double dropout, int normGroups, double normEps = 1e-6)
         : base(nameof(ResnetBlock))
     {
         InChannels = inChannels;
         OutChannels = outChannels;
-        norm1 = Init.Norm(normGroups, inChannels);
+        norm1 = Init.Norm(normGroups, inChannels, normEps);
         conv1 = Init.Conv(inChannels, outChannels, 3, padding: 1);
         temb_proj = Init.Dense(tembChannels, outChannels);
-        norm2 = Init.Norm(normGroups, outChannels);
+        norm2 = Init.Norm(normGroups, outChannels, normEps);
         this.dropout = nn.Dropout(dropout);
         conv2 = Init.Conv(outChannels, outChannels, 3, padding: 1, zero: true);
         if (inChannels != outChannels) nin_shortcut = Init.Conv(inChannels, outChannels, 1);

@@ -13,6 +13,9 @@ namespace Ddpm.Models;
 /// <c>down.{level}.downsample.conv</c>, <c>mid.{block_1,attn_1,block_2}</c>, <c>up.{level}.block.{j}</c>,
 /// <c>up.{level}.attn.{j}</c>, <c>up.{level}.upsample.conv</c>, <c>norm_out</c>, <c>conv_out</c>
 /// (level 0 is the full resolution, both ways).
+/// <para>The same structure holds diffusers' <c>UNet2DModel</c> layouts: <see cref="UNetConfig"/>'s NormEps, FlipSinToCos,
+/// FreqShift, DownsamplePadding, AttentionHeadChannels and MidAttention change the arithmetic of some layers (or drop
+/// <c>mid.attn_1</c>) without renaming any key; their defaults are the original network.</para>
 /// </summary>
 public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -36,8 +39,11 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         Config = config.Clone();
         var c = Config;
         int ch = c.BaseChannels, tch = c.TimeEmbeddingChannels, groups = c.NormGroups, levels = c.Levels;
+        double eps = c.NormEps;
+        ResnetBlock Res(int cin, int cout) => new(cin, cout, tch, c.Dropout, groups, eps);
+        AttnBlock Attn(int channels) => new(channels, groups, c.AttentionHeadChannels, eps);
 
-        temb = new TimestepEmbedding(ch);
+        temb = new TimestepEmbedding(ch, c.FlipSinToCos, c.FreqShift);
         conv_in = Init.Conv(c.InChannels, ch, 3, padding: 1);
 
         // Way down: remember the channel count of every tensor pushed on the skip stack.
@@ -51,22 +57,22 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             var attns = new List<AttnBlock>();
             for (int j = 0; j < c.NumResBlocks; j++)
             {
-                blocks.Add(new ResnetBlock(blockIn, blockOut, tch, c.Dropout, groups));
+                blocks.Add(Res(blockIn, blockOut));
                 blockIn = blockOut;
-                if (c.HasAttentionAt(i)) attns.Add(new AttnBlock(blockIn, groups));
+                if (c.HasAttentionAt(i)) attns.Add(Attn(blockIn));
                 skipChannels.Add(blockIn);
             }
             Downsample? ds = null;
             if (i != levels - 1)
             {
-                ds = new Downsample(blockIn, c.ResampleWithConv);
+                ds = new Downsample(blockIn, c.ResampleWithConv, c.DownsamplePadding);
                 skipChannels.Add(blockIn);
             }
             downLevels[i] = new DownLevel(blocks, attns, ds);
         }
         down = new ModuleList<DownLevel>(downLevels);
 
-        mid = new MidBlock(blockIn, tch, c.Dropout, groups);
+        mid = new MidBlock(Res(blockIn, blockIn), c.MidAttention ? Attn(blockIn) : null, Res(blockIn, blockIn));
 
         // Way up: NumResBlocks + 1 blocks per level, each eating one skip tensor.
         var upLevels = new UpLevel[levels];
@@ -79,9 +85,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             {
                 int skip = skipChannels[^1];
                 skipChannels.RemoveAt(skipChannels.Count - 1);
-                blocks.Add(new ResnetBlock(blockIn + skip, blockOut, tch, c.Dropout, groups));
+                blocks.Add(Res(blockIn + skip, blockOut));
                 blockIn = blockOut;
-                if (c.HasAttentionAt(i)) attns.Add(new AttnBlock(blockIn, groups));
+                if (c.HasAttentionAt(i)) attns.Add(Attn(blockIn));
             }
             var us = i != 0 ? new Upsample(blockIn, c.ResampleWithConv) : null;
             upLevels[i] = new UpLevel(blocks, attns, us);
@@ -89,7 +95,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         if (skipChannels.Count != 0) throw new InvalidOperationException("U-Net skip connections do not balance");
         up = new ModuleList<UpLevel>(upLevels);
 
-        norm_out = Init.Norm(groups, blockIn);
+        norm_out = Init.Norm(groups, blockIn, eps);
         conv_out = Init.Conv(blockIn, c.EffectiveOutChannels, 3, padding: 1, zero: true);
         RegisterComponents();
     }
@@ -119,7 +125,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
 
         var z = hs[^1];
         z = mid.block_1.call(z, emb);
-        z = mid.attn_1.call(z);
+        if (mid.attn_1 is not null) z = mid.attn_1.call(z);
         z = mid.block_2.call(z, emb);
 
         for (int i = c.Levels - 1; i >= 0; i--)
@@ -192,20 +198,20 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         }
     }
 
-    /// <summary>The middle: keys <c>block_1</c>, <c>attn_1</c>, <c>block_2</c>.</summary>
+    /// <summary>The middle: keys <c>block_1</c>, <c>attn_1</c> (absent without <see cref="UNetConfig.MidAttention"/>), <c>block_2</c>.</summary>
     private sealed class MidBlock : nn.Module
     {
 #pragma warning disable IDE1006
         public readonly ResnetBlock block_1;
-        public readonly AttnBlock attn_1;
+        public readonly AttnBlock? attn_1;
         public readonly ResnetBlock block_2;
 #pragma warning restore IDE1006
 
-        public MidBlock(int channels, int tembChannels, double dropout, int groups) : base(nameof(MidBlock))
+        public MidBlock(ResnetBlock block1, AttnBlock? attn, ResnetBlock block2) : base(nameof(MidBlock))
         {
-            block_1 = new ResnetBlock(channels, channels, tembChannels, dropout, groups);
-            attn_1 = new AttnBlock(channels, groups);
-            block_2 = new ResnetBlock(channels, channels, tembChannels, dropout, groups);
+            block_1 = block1;
+            attn_1 = attn;
+            block_2 = block2;
             RegisterComponents();
         }
     }

@@ -5,6 +5,9 @@ namespace Ddpm.Models;
 /// <summary>
 /// Shape of the paper's U-Net (Ho et al. 2020, <c>diffusion_tf/models/unet.py</c>). Plain get/set properties so that
 /// System.Text.Json round-trips it into checkpoints. A default instance is the paper's CIFAR-10 model.
+/// <para>The layout settings from <see cref="NormEps"/> on let the same network express HuggingFace diffusers'
+/// <c>UNet2DModel</c> checkpoints (which keep the block structure but differ in these details); their defaults are the
+/// original network, so a configuration or checkpoint written before they existed (no such keys) builds the same model.</para>
 /// </summary>
 public sealed class UNetConfig
 {
@@ -38,6 +41,37 @@ public sealed class UNetConfig
     /// <summary>True: down-sampling by a stride-2 conv and a conv after up-sampling (the paper); false: average pooling and plain nearest up-sampling.</summary>
     public bool ResampleWithConv { get; set; } = true;
 
+    /// <summary>Epsilon of every GroupNorm: 1e-6 in the original code; diffusers' <c>norm_eps</c> defaults to 1e-5.</summary>
+    public double NormEps { get; set; } = 1e-6;
+
+    /// <summary>
+    /// Order of the sinusoidal time code: false = [sin, cos] (the original), true = [cos, sin] (diffusers'
+    /// <c>flip_sin_to_cos</c>, true by default there). The dense layer after it sees the halves in this order.
+    /// </summary>
+    public bool FlipSinToCos { get; set; }
+
+    /// <summary>
+    /// diffusers' <c>freq_shift</c>: frequency i of the time code is exp(-ln(10000) i / (half - FreqShift)), half =
+    /// <see cref="BaseChannels"/> / 2. The original divides by half - 1 (1); diffusers' default is 0.
+    /// </summary>
+    public double FreqShift { get; set; } = 1;
+
+    /// <summary>
+    /// How the stride-2 down-sampling conv pads (with <see cref="ResampleWithConv"/> only; ignored by average pooling):
+    /// 0 = right and bottom by one, then no padding (the original, TensorFlow's 'SAME'); 1 = one on every side
+    /// (diffusers' <c>downsample_padding=1</c>). The two see the input shifted by one pixel, so weights of one do not fit the other.
+    /// </summary>
+    public int DownsamplePadding { get; set; }
+
+    /// <summary>
+    /// Channels per attention head: 0 = one head over all channels (the paper); otherwise every attention block (the
+    /// middle one included) splits its C channels into C / AttentionHeadChannels heads (diffusers' <c>attention_head_dim</c>).
+    /// </summary>
+    public int AttentionHeadChannels { get; set; }
+
+    /// <summary>Whether the middle block has self-attention between its two residual blocks (the paper: yes; diffusers' <c>add_attention=false</c>: no).</summary>
+    public bool MidAttention { get; set; } = true;
+
     /// <summary>Output channels actually produced: <see cref="OutChannels"/>, or <see cref="InChannels"/> when that is 0.</summary>
     public int EffectiveOutChannels => OutChannels == 0 ? InChannels : OutChannels;
 
@@ -56,6 +90,9 @@ public sealed class UNetConfig
     /// <summary>Channels of level <paramref name="level"/> (ch * ChannelMult[level]).</summary>
     public int ChannelsAt(int level) => BaseChannels * ChannelMult[level];
 
+    /// <summary>Heads of an attention block over <paramref name="channels"/> channels (1 when <see cref="AttentionHeadChannels"/> is 0).</summary>
+    public int AttentionHeads(int channels) => AttentionHeadChannels > 0 ? channels / AttentionHeadChannels : 1;
+
     /// <summary>A deep copy.</summary>
     public UNetConfig Clone() => new()
     {
@@ -69,6 +106,12 @@ public sealed class UNetConfig
         Dropout = Dropout,
         NormGroups = NormGroups,
         ResampleWithConv = ResampleWithConv,
+        NormEps = NormEps,
+        FlipSinToCos = FlipSinToCos,
+        FreqShift = FreqShift,
+        DownsamplePadding = DownsamplePadding,
+        AttentionHeadChannels = AttentionHeadChannels,
+        MidAttention = MidAttention,
     };
 
     /// <summary>Throws <see cref="DdpmException"/> (one line) when the settings cannot make a model.</summary>
@@ -86,6 +129,14 @@ public sealed class UNetConfig
         if (double.IsNaN(Dropout) || Dropout < 0 || Dropout >= 1)
             Fail($"Dropout must be in [0, 1) (got {Dropout.ToString(CultureInfo.InvariantCulture)})");
         if (NormGroups <= 0) Fail($"NormGroups must be positive (got {NormGroups})");
+        if (!double.IsFinite(NormEps) || NormEps <= 0)
+            Fail($"NormEps must be a positive number (got {NormEps.ToString(CultureInfo.InvariantCulture)})");
+        if (!double.IsFinite(FreqShift) || BaseChannels / 2 - FreqShift <= 0)
+            Fail($"FreqShift must be a number below BaseChannels / 2 = {BaseChannels / 2} (got {FreqShift.ToString(CultureInfo.InvariantCulture)})");
+        if (DownsamplePadding is not (0 or 1))
+            Fail($"DownsamplePadding must be 0 (right and bottom, the original) or 1 (every side) (got {DownsamplePadding})");
+        if (AttentionHeadChannels < 0)
+            Fail($"AttentionHeadChannels must be 0 (one head) or positive (got {AttentionHeadChannels})");
 
         for (int i = 0; i < ChannelMult!.Length; i++)
         {
@@ -107,5 +158,14 @@ public sealed class UNetConfig
         foreach (int r in AttentionResolutions!)
             if (!sizes.Contains(r))
                 Fail($"AttentionResolutions contains {r}, but the feature maps of this {ImageSize}x{ImageSize} model are {string.Join(", ", sizes)}");
+
+        if (AttentionHeadChannels > 0)
+        {
+            for (int i = 0; i < levels; i++)
+                if (HasAttentionAt(i) && ChannelsAt(i) % AttentionHeadChannels != 0)
+                    Fail($"level {i} has attention over {ChannelsAt(i)} channels, not divisible by AttentionHeadChannels {AttentionHeadChannels}");
+            if (MidAttention && ChannelsAt(levels - 1) % AttentionHeadChannels != 0)
+                Fail($"the middle block has attention over {ChannelsAt(levels - 1)} channels (level {levels - 1}), not divisible by AttentionHeadChannels {AttentionHeadChannels}");
+        }
     }
 }

@@ -110,6 +110,8 @@ public class UNetTests
     [InlineData(4, 16, 8, 28, 3, 1, 1)]
     [InlineData(4, 8, 8, 15, 3, 2, 0)]     // Downsample: stride 2 after the asymmetric pad (odd size)
     [InlineData(4, 8, 16, 9, 3, 2, 1)]
+    [InlineData(8, 32, 32, 28, 3, 2, 1)]   // diffusers' Downsample (DownsamplePadding 1)
+    [InlineData(4, 8, 8, 16, 3, 2, 1)]     // the same with few output channels: the workaround's path
     [InlineData(4, 16, 8, 7, 1, 1, 0)]     // 1x1 (nin_shortcut, attention)
     [InlineData(4, 24, 8, 8, 3, 1, 1)]     // odd multiple of 8 input channels: oneDNN forward is wrong, unfold path
     [InlineData(4, 16, 24, 8, 3, 1, 1)]
