@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Ddpm.Models;
 
@@ -55,11 +54,6 @@ public static class DiffusersUNetConfig
         r.RequireNull("class_embed_type", "the project's U-Net is unconditional");
         r.RequireNull("num_class_embeds", "the project's U-Net is unconditional");
         r.Require("mid_block_scale_factor", 1.0, "the project's middle block does not rescale its output");
-        r.Require("flip_sin_to_cos", false, "the project's time code puts the sines first, as the original");
-        r.Require("freq_shift", 1.0, "the project's time code divides by half - 1, as the original");
-        r.Require("norm_eps", 1e-6, "the project's GroupNorms use eps 1e-6, as the original");
-        r.Require("downsample_padding", 0, "the project's down-sampling pads right and bottom, as the original");
-        r.Require("add_attention", true, "the project's middle block has attention");
 
         int[] channels = r.Ints("block_out_channels");
         if (channels.Length == 0 || channels.Any(c => c <= 0)) throw r.Bad("block_out_channels", "must list positive channel counts");
@@ -106,13 +100,11 @@ public static class DiffusersUNetConfig
         int groups = r.Int("norm_num_groups");
         if (r.Json["attn_norm_num_groups"] is JsonNode ag && ag.GetValue<double>() != groups)
             throw r.Bad("attn_norm_num_groups", $"must be null or norm_num_groups {groups} (the project's attention normalises like its residual blocks)");
-        if (r.Json["attention_head_dim"] is JsonNode head)
-        {
-            double d = head.GetValue<double>();
-            var attnChannels = Enumerable.Range(0, levels).Where(i => attention.Contains(size >> i)).Select(i => channels[i]).Append(channels[^1]);
-            if (attnChannels.Any(c => c != d))
-                throw r.Bad("attention_head_dim", $"{Num(d)}: the project's attention has one head over all channels (null, or the channel count of every attention block)");
-        }
+        // diffusers: heads of attention_head_dim channels in every attention block; null means one head per block.
+        int headChannels = r.Json["attention_head_dim"] is null ? 0 : r.Int("attention_head_dim");
+        if (headChannels < 0) throw r.Bad("attention_head_dim", "must be null or positive");
+        int downsamplePadding = r.Int("downsample_padding");
+        if (downsamplePadding is not (0 or 1)) throw r.Bad("downsample_padding", "the project's down-sampling pads right and bottom (0, the original) or all sides by one (1)");
         int inCh = r.Int("in_channels"), outCh = r.Int("out_channels");
         if (outCh != inCh && outCh != 2 * inCh)
             throw r.Bad("out_channels", $"{outCh}: must equal in_channels {inCh}, or twice it for a learned variance");
@@ -129,6 +121,12 @@ public static class DiffusersUNetConfig
             Dropout = dropout,
             NormGroups = groups,
             ResampleWithConv = true,
+            NormEps = r.Number("norm_eps"),
+            FlipSinToCos = r.Flag("flip_sin_to_cos"),
+            FreqShift = r.Number("freq_shift"),
+            DownsamplePadding = downsamplePadding,
+            AttentionHeadChannels = headChannels,
+            MidAttention = r.Flag("add_attention"),
         };
         try
         {
@@ -162,21 +160,20 @@ public static class DiffusersUNetConfig
         json["sample_size"] = model.ImageSize;
         json["in_channels"] = model.InChannels;
         json["out_channels"] = model.EffectiveOutChannels;
-        json["freq_shift"] = 1;
-        json["flip_sin_to_cos"] = false;
+        json["freq_shift"] = model.FreqShift;
+        json["flip_sin_to_cos"] = model.FlipSinToCos;
         json["down_block_types"] = down;
         json["up_block_types"] = up;
         json["block_out_channels"] = new JsonArray(Enumerable.Range(0, levels).Select(i => (JsonNode?)model.ChannelsAt(i)).ToArray());
         json["layers_per_block"] = model.NumResBlocks;
-        json["downsample_padding"] = 0;
+        json["downsample_padding"] = model.DownsamplePadding;
         json["dropout"] = model.Dropout;
-        json["attention_head_dim"] = null;
+        json["attention_head_dim"] = model.AttentionHeadChannels == 0 ? null : model.AttentionHeadChannels;
+        json["add_attention"] = model.MidAttention;
         json["norm_num_groups"] = model.NormGroups;
-        json["norm_eps"] = 1e-6;
+        json["norm_eps"] = model.NormEps;
         return json;
     }
-
-    private static string Num(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>Typed reads of the file's keys, falling back to UNet2DModel's defaults; every error names the file and key.</summary>
     private sealed class Reader(JsonObject json, string where)
@@ -201,6 +198,9 @@ public static class DiffusersUNetConfig
             if (d != Math.Floor(d) || d < int.MinValue || d > int.MaxValue) throw Bad(key, "expected an integer");
             return (int)d;
         }
+
+        public bool Flag(string key) =>
+            Json[key] is JsonValue v && v.TryGetValue<bool>(out var b) ? b : throw Bad(key, "expected true or false");
 
         public double Number(string key)
         {

@@ -124,15 +124,45 @@ public sealed class DiffusersFolderTests(ITestOutputHelper output) : IDisposable
         _ => node?.DeepClone(),
     };
 
+    /// <summary>
+    /// A configuration that leaves every layout key to diffusers' defaults (as diffusers' own training example writes
+    /// it) reads with those defaults: the [cos, sin] time code without shift, GroupNorm eps 1e-5, symmetric padding of
+    /// the down-sampling conv, heads of 8 channels, attention in the middle.
+    /// </summary>
+    [Fact]
+    public void KeysLeftOutTakeUNet2DModelsDefaults()
+    {
+        var json = JsonNode.Parse("""
+            {"_class_name": "UNet2DModel", "sample_size": 16, "in_channels": 1, "out_channels": 1, "block_out_channels": [16, 32],
+             "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 8}
+            """)!.AsObject();
+        var m = DiffusersUNetConfig.FromJson(json, "config.json");
+        Assert.Equal((true, 0.0, 1e-5, 1, 8, true, 0.0), (m.FlipSinToCos, m.FreqShift, m.NormEps, m.DownsamplePadding, m.AttentionHeadChannels, m.MidAttention, m.Dropout));
+        Assert.Equal((16, 2), (m.BaseChannels, m.NumResBlocks));
+        Assert.Equal(new[] { 1, 2 }, m.ChannelMult);
+        Assert.Equal(new[] { 8 }, m.AttentionResolutions);
+    }
+
     /// <summary>Export then import gives identical tensors, layout and diffusion settings.</summary>
     [Theory]
-    [InlineData(PredictionType.Epsilon, VarianceType.FixedLarge, ScheduleKind.Linear)]
-    [InlineData(PredictionType.Velocity, VarianceType.LearnedRange, ScheduleKind.Cosine)]
-    public void ExportThenImportGivesIdenticalTensors(PredictionType prediction, VarianceType variance, ScheduleKind schedule)
+    [InlineData(PredictionType.Epsilon, VarianceType.FixedLarge, ScheduleKind.Linear, false)]
+    [InlineData(PredictionType.Velocity, VarianceType.LearnedRange, ScheduleKind.Cosine, false)]
+    [InlineData(PredictionType.StartX, VarianceType.FixedSmall, ScheduleKind.Linear, true)]
+    public void ExportThenImportGivesIdenticalTensors(PredictionType prediction, VarianceType variance, ScheduleKind schedule, bool diffusersLayout)
     {
         using var scope = NewDisposeScope();
         var config = TestUtil.TinyUNet(channels: 3);
         if (variance == VarianceType.LearnedRange) config.OutChannels = 6;
+        if (diffusersLayout)
+        {
+            // diffusers' own defaults for the settings the original fixes otherwise, and no attention in the middle.
+            config.FlipSinToCos = true;
+            config.FreqShift = 0;
+            config.NormEps = 1e-5;
+            config.DownsamplePadding = 1;
+            config.AttentionHeadChannels = 4;
+            config.MidAttention = false;
+        }
         manual_seed(3);
         using var net = new UNet(config);
         using (no_grad())
@@ -144,6 +174,8 @@ public sealed class DiffusersFolderTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(settings, back.Diffusion);
         Assert.Equal(config.ChannelMult, back.Model.ChannelMult);
         Assert.Equal((config.EffectiveOutChannels, config.AttentionResolutions[0], config.Dropout), (back.Model.EffectiveOutChannels, back.Model.AttentionResolutions[0], back.Model.Dropout));
+        Assert.Equal((config.FlipSinToCos, config.FreqShift, config.NormEps, config.DownsamplePadding, config.AttentionHeadChannels, config.MidAttention),
+            (back.Model.FlipSinToCos, back.Model.FreqShift, back.Model.NormEps, back.Model.DownsamplePadding, back.Model.AttentionHeadChannels, back.Model.MidAttention));
         using var again = back.CreateNetwork();
         var mine = net.state_dict();
         foreach (var (key, t) in again.state_dict()) Assert.True(t.equal(mine[key]).all().item<bool>(), key);
