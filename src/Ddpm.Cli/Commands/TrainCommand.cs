@@ -19,6 +19,8 @@ public static class TrainCommand
         foreach (var b in bindings) cmd.Options.Add(b.Option);
         Option Of(string key) => bindings.Single(b => b.Setting.Key == key).Option;
         var recipe = Of("recipe");
+        var initFrom = Of("init_from");
+        var data = Of("data");
         var device = Of("device");
         var threads = (Option<int>)Of("threads");
         var noEmaWarmup = new Option<bool>("--no-ema-warmup") { Description = "The same as --ema-warmup false (kept from earlier versions)" };
@@ -31,6 +33,7 @@ public static class TrainCommand
         cmd.SetAction(parse =>
         {
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
+            string Spelling(Option o) => parse.GetResult(o)?.IdentifierToken?.Value ?? o.Name;
             void ApplyGiven(TrainConfig c)
             {
                 foreach (var b in bindings.Where(b => b.Option != recipe && Given(b.Option))) b.Apply(c, parse);
@@ -40,8 +43,9 @@ public static class TrainCommand
             Trainer trainer;
             if (resumeDir is not null)
             {
-                var bad = bindings.FirstOrDefault(b => !b.Setting.Resumable && Given(b.Option));
-                if (bad is not null) throw new DdpmException($"{parse.GetResult(bad.Option)?.IdentifierToken?.Value ?? bad.Option.Name} cannot change when resuming (the run keeps its settings)");
+                // A run whose checkpoint names no data (a converted checkpoint) takes it now; any other keeps its own.
+                var bad = bindings.FirstOrDefault(b => !b.Setting.Resumable && Given(b.Option) && !(b.Option == data && StoredDataIsEmpty(resumeDir)));
+                if (bad is not null) throw new DdpmException($"{Spelling(bad.Option)} cannot change when resuming (the run keeps its settings)");
                 if (Given(noEmaWarmup)) throw new DdpmException("--no-ema-warmup cannot change when resuming (the run keeps its settings)");
                 if (Given(config) || Given(output)) throw new DdpmException("--config and --output cannot be combined with --resume");
                 int threadCount = parse.GetValue(threads);
@@ -62,6 +66,16 @@ public static class TrainCommand
             {
                 var c = parse.GetValue(config) is string file ? TrainConfig.Load(file) : new TrainConfig();
                 if (parse.GetValue((Option<string>)recipe) is string recipeName) TrainRecipes.Apply(c, recipeName);
+                if (Given(initFrom)) bindings.Single(b => b.Option == initFrom).Apply(c, parse);
+                if (c.InitFrom is not null)
+                {
+                    // Fine-tuning: the checkpoint fixes the network and, like a recipe, the diffusion settings; options
+                    // given explicitly (ApplyGiven below) still win, --dropout among them.
+                    var network = new[] { Of("preset"), Of("model") }.FirstOrDefault(Given);
+                    if (network is not null)
+                        throw new DdpmException($"{Spelling(network)} cannot be combined with {Spelling(initFrom)}: the network comes from the checkpoint");
+                    FineTuning.ApplySettings(c);
+                }
                 ApplyGiven(c);
                 if (string.IsNullOrEmpty(c.Data)) c.Data = CommonOptions.BundledData;
                 CommonOptions.Setup(c.Device.ToString(), c.Threads);
@@ -69,6 +83,8 @@ public static class TrainCommand
                 if (Trainer.HoldsRun(dir)) throw new DdpmException($"{dir} already holds a run: continue it with --resume {dir}, or choose another --output");
                 trainer = Trainer.Start(c, dir);
                 ctx.Out.WriteLine($"run folder: {dir}");
+                if (trainer.InitializedFrom is { } origin)
+                    ctx.Out.WriteLine($"starting from {origin.Describe()}; new optimizer");
                 if (trainer.StartedOverAnUnfinishedRun)
                     ctx.Out.WriteLine($"note: {dir} held a run that stopped before its first checkpoint; starting it afresh");
             }
@@ -80,7 +96,7 @@ public static class TrainCommand
                 trainer.Evaluated += _ => PlotCommand.Refresh(ctx, trainer.RunDir);
                 var m = trainer.Config.Model!;
                 ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
-                ctx.Out.WriteLine($"model: {trainer.Config.Preset}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
+                ctx.Out.WriteLine($"model: {(trainer.Config.InitFrom is null ? trainer.Config.Preset : "the network of " + trainer.Config.InitFrom)}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
                 var cfg = trainer.Config;
                 ctx.Out.WriteLine($"diffusion: {SettingNames.Schedule.Name(cfg.Schedule)} schedule, T = {cfg.Timesteps}, predicts {SettingNames.Prediction.Name(cfg.Prediction)}, "
                     + $"variance {SettingNames.Variance.Name(cfg.Variance)}, loss {SettingNames.Loss.Name(cfg.Loss)}, t {SettingNames.TimestepSampler.Name(cfg.TimestepSampler)}{(cfg.Recipe is null ? "" : $" (recipe {cfg.Recipe})")}");
@@ -96,5 +112,21 @@ public static class TrainCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// Whether the run's latest checkpoint names no training data (a converted checkpoint), so that resuming it takes
+    /// the data given. A folder that cannot be read counts as yes: resuming it then says what is wrong with it.
+    /// </summary>
+    private static bool StoredDataIsEmpty(string runDir)
+    {
+        try
+        {
+            return string.IsNullOrWhiteSpace(CheckpointStore.ReadState(CheckpointStore.Resolve(runDir)).Config.Data);
+        }
+        catch (DdpmException)
+        {
+            return true;
+        }
     }
 }

@@ -296,7 +296,8 @@ public static class CheckpointStore
             if (state.Format != FormatName) throw new DdpmException($"{file}: unknown checkpoint format '{state.Format}' (expected {FormatName})");
             if (state.Config is null) throw new DdpmException($"{file}: the checkpoint state holds no configuration");
             if (state.Step < 0) throw new DdpmException($"{file}: step {state.Step}: must not be negative");
-            state.Config.Validate();
+            // Sampling from a checkpoint needs no data (a converted checkpoint names none); training checks it.
+            state.Config.Validate(requireData: false);
             return state;
         }
         catch (JsonException e)

@@ -48,6 +48,14 @@ public sealed class TrainConfig : IJsonOnDeserializing
     public UNetConfig? Model { get; set; }
     [Setting("Dropout of the residual blocks (default: the preset's)")]
     public double? Dropout { get; set; }
+    /// <summary>
+    /// Pretrained weights the run starts from (fine-tuning), as given: a run or checkpoint folder of this project (its
+    /// EMA weights), a diffusers DDPM folder or an original DDPM checkpoint. Both the network and its EMA start from
+    /// them, with a new optimizer; the network's layout and, unless set explicitly, the diffusion settings come from it.
+    /// Read when the run starts only: a resumed run continues from its own checkpoint.
+    /// </summary>
+    [Setting("Start from pretrained weights (fine-tuning): a run or checkpoint folder (its EMA weights), a diffusers DDPM folder or an original DDPM checkpoint; a new optimizer, the network and the diffusion settings from the checkpoint unless given")]
+    public string? InitFrom { get; set; }
 
     // Diffusion
     [Setting("Noise schedule: linear, cosine or sigmoid")]
@@ -300,15 +308,22 @@ public sealed class TrainConfig : IJsonOnDeserializing
         }
     }
 
-    /// <summary>Rejects impossible values and combinations with a one-line message naming the setting.</summary>
-    public void Validate()
+    /// <summary>Rejects impossible values and combinations with a one-line message naming the setting; training data must be named.</summary>
+    public void Validate() => Validate(requireData: true);
+
+    /// <summary>
+    /// The same; <paramref name="requireData"/> false accepts an empty data path: a checkpoint's configuration read to
+    /// sample from it need not name any (a converted checkpoint's does not), while training needs it.
+    /// </summary>
+    public void Validate(bool requireData)
     {
         static void Check(bool ok, string setting, string problem)
         {
             if (!ok) throw DdpmException.ForSetting(setting, problem);
         }
         static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
-        Check(!string.IsNullOrWhiteSpace(Data), "data", ": no training data given");
+        Check(!requireData || !string.IsNullOrWhiteSpace(Data), "data", ": no training data given");
+        Check(InitFrom is null || !string.IsNullOrWhiteSpace(InitFrom), "init_from", ": empty path");
         Check(BatchSize >= 1, "batch_size", $"{BatchSize}: must be at least 1");
         Check(Steps >= 1, "steps", $"{Steps}: must be at least 1");
         Check(Timesteps >= 1 && Timesteps <= 100_000, "timesteps", $"{Timesteps}: must be between 1 and 100000");

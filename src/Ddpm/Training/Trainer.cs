@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Imaging;
+using Ddpm.Interop;
 using Ddpm.IO;
 using Ddpm.Models;
 using Ddpm.Runs;
@@ -175,24 +176,39 @@ public sealed class Trainer : IDisposable
     /// builds the network to train instead of the configuration's U-Net: any module with the diffusion's contract
     /// (x_t (B, C, H, W) and t (B,) int64 in, (B, C, H, W) out, or (B, 2C, H, W) for a learned variance). It is called
     /// twice (the network and its EMA) after seeding the global generator with the run's seed, and again with the
-    /// same factory to resume or load the run's checkpoints, which hold its state dict.
+    /// same factory to resume or load the run's checkpoints, which hold its state dict. With
+    /// <see cref="TrainConfig.InitFrom"/> the U-Net and its EMA start from that checkpoint's weights (see
+    /// <see cref="FineTuning"/>) with a new optimizer; the configuration's network must be the checkpoint's (taken from
+    /// it when <see cref="TrainConfig.Model"/> is null), while its diffusion settings are the caller's
+    /// (<see cref="FineTuning.ApplySettings(TrainConfig)"/> takes them from the checkpoint).
     /// </summary>
     public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null)
     {
         if (string.IsNullOrWhiteSpace(runDir)) throw new DdpmException("the run folder's path is empty");
         config.Validate();
         if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
+        if (config.InitFrom is not null && model is not null)
+            throw DdpmException.ForSetting(FineTuning.Setting, $"{config.InitFrom}: pretrained weights load into the configuration's U-Net, not a custom network");
+        // The pretrained checkpoint is opened before the data is read, so a wrong path is refused at once.
+        using var pretrained = config.InitFrom is null ? null : FineTuning.Open(config.InitFrom);
+        if (pretrained is not null && config.Model is null)
+        {
+            config = config.Clone();
+            config.Model = pretrained.Model.Clone();
+        }
         bool owns = data is null;
         data ??= DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         Trainer? trainer = null;
         RunLock? runLock = null;
         try
         {
-            // Everything that can refuse the settings (data, network, diffusion, device) runs before the folder exists.
+            // Everything that can refuse the settings (data, network, diffusion, device, pretrained weights) runs
+            // before the folder exists.
             var resolved = Resolve(config, data, customModel: model is not null);
             var device = TorchRuntime.ResolveDevice(resolved.Device);
             CheckBatchFitsMemory(resolved, device, model);
             trainer = new Trainer(resolved, runDir, data, owns, device, model);
+            if (pretrained is not null) trainer.LoadPretrained(pretrained);
             RunFolder.Create(runDir);
             runLock = RunLock.Acquire(runDir);
             if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
@@ -213,6 +229,31 @@ public sealed class Trainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Fine-tuning: the network and its EMA both start from <paramref name="pretrained"/>'s weights (the network's
+    /// layout must be the checkpoint's; only the dropout may differ). The optimizer was made with the network and has
+    /// taken no step, so its state is new: step 0, no moments, the learning-rate warm-up from its start.
+    /// </summary>
+    private void LoadPretrained(PretrainedModel pretrained)
+    {
+        FineTuning.CheckSameNetwork(pretrained.Model, (UNetConfig)Config.Model!, pretrained.Source);
+        using (var net = pretrained.CreateNetwork())
+        using (no_grad())
+        {
+            var source = net.state_dict();
+            var target = Model.state_dict();
+            var misfit = target.FirstOrDefault(p => !source.TryGetValue(p.Key, out var s) || !s.shape.SequenceEqual(p.Value.shape)).Key;
+            if (misfit is not null || source.Count != target.Count)
+                throw DdpmException.ForSetting(FineTuning.Setting, $"{pretrained.Source}: the weights do not fit the run's network ({misfit ?? "another tensor count"})");
+            foreach (var (name, t) in target) t.copy_(source[name]);
+        }
+        _ema.CopyFromModel();
+        InitializedFrom = new PretrainedOrigin(pretrained.Format, pretrained.Source, pretrained.WeightsFile, pretrained.Diffusion, pretrained.Step);
+    }
+
+    /// <summary>What <see cref="Start"/> loaded the weights from (<see cref="TrainConfig.InitFrom"/>); null for a run from scratch and for a resumed run.</summary>
+    public PretrainedOrigin? InitializedFrom { get; private set; }
 
     private static DdpmException AlreadyHoldsARun(string runDir) =>
         new($"{runDir} already holds a run: resume it, or choose another run folder");
