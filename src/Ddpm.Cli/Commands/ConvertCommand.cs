@@ -17,9 +17,10 @@ public static class ConvertCommand
         var output = new Argument<string>("output") { Description = "The folder to write: a diffusers folder when the input is this project's, else a run folder" };
         var noEma = new Option<bool>("--no-ema") { Description = "Export a run's raw weights instead of its EMA weights" };
         var model = new Option<string>("--model") { Description = "An original checkpoint's network as a JSON file holding a run's \"model\" object (default: read from the tensors' shapes)" };
+        var reference = new Option<string>("--reference-output") { Description = "Also write the converted network's output on a fixed input (x, t, out; safetensors) for checking it in another framework" };
         var cmd = new Command("convert", "Convert between this project's checkpoints and diffusers folders (DDPMPipeline), or import an original DDPM checkpoint.")
         {
-            input, output, noEma, model,
+            input, output, noEma, model, reference,
         };
         cmd.SetAction(parse =>
         {
@@ -38,16 +39,17 @@ public static class ConvertCommand
                 + $"{pretrained.Model.InChannels}x{pretrained.Model.ImageSize}x{pretrained.Model.ImageSize}, {pretrained.Diffusion.Describe()}");
             if (format == PretrainedFormat.Run)
             {
-                Conversion.ToDiffusers(pretrained, to);
+                Conversion.ToDiffusers(pretrained, to, parse.GetValue(reference));
                 ctx.Out.WriteLine($"wrote diffusers folder {to} ({Path.GetFileName(pretrained.WeightsFile)} of step {pretrained.Step}); "
                     + "in Python: DDPMPipeline.from_pretrained(folder)");
             }
             else
             {
-                var checkpoint = Conversion.ToRun(pretrained, to);
+                var checkpoint = Conversion.ToRun(pretrained, to, parse.GetValue(reference));
                 ctx.Out.WriteLine($"wrote run folder {to} (checkpoint {checkpoint}); sample with: ddpm sample -c {to}; "
                     + $"fine-tune with: ddpm train --init-from {to} --data DATA");
             }
+            if (parse.GetValue(reference) is string referenceFile) ctx.Out.WriteLine($"wrote the network's output on a fixed input to {referenceFile}");
             return 0;
         });
         return cmd;

@@ -1,3 +1,5 @@
+using Ddpm.Configuration;
+using Ddpm.Diffusion;
 using Ddpm.Models;
 using Ddpm.Runs;
 using TorchSharp;
@@ -50,6 +52,13 @@ public sealed class PretrainedModel : IDisposable
         _namesInFile = namesInFile;
         RunConfig = runConfig;
         Step = step;
+        int expected = GaussianDiffusion.ModelOutputChannels(diffusion.Variance, model.InChannels);
+        if (model.EffectiveOutChannels != expected)
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+            throw new DdpmException($"{source}: the network outputs {model.EffectiveOutChannels} channels for {model.InChannels}-channel images, but variance "
+                + $"{SettingNames.Variance.Name(diffusion.Variance)} needs {expected} ({(expected == model.InChannels ? "a learned variance needs twice as many" : "the variance is learned")})");
+        }
     }
 
     /// <summary>
@@ -107,6 +116,8 @@ public sealed class PretrainedModel : IDisposable
         if (RunConfig is not null) return RunConfig.Clone();
         var c = new TrainConfig { Model = Model.Clone(), ImageSize = Model.ImageSize, Channels = Model.InChannels, Dropout = null };
         Diffusion.ApplyTo(c);
+        // A learned variance trains only through the bound: improved DDPM's hybrid loss, as its recipe sets.
+        if (GaussianDiffusion.ModelOutputChannels(c.Variance, 1) == 2) c.Loss = LossType.Hybrid;
         return c;
     }
 

@@ -58,6 +58,28 @@ public class ConvertCliTests
         Assert.Equal(Sample(fixture, dir), Sample(back, dir));
     }
 
+    /// <summary>
+    /// --reference-output writes the converted network's output on the fixed input of diffusers' fixtures (the same x
+    /// and t for T = 1000), so it must equal what diffusers' UNet2DModel computed for that folder.
+    /// </summary>
+    [Fact]
+    public void ReferenceOutputIsTheNetworksOutputOnTheFixturesInput()
+    {
+        var dir = TestUtil.TempDir();
+        var fixture = DiffusersFolderTests.Fixture("cifar10-layout");
+        var file = Path.Combine(dir, "reference.safetensors");
+        var (code, output, err) = Cli("convert", fixture, Path.Combine(dir, "run"), "--reference-output", file);
+        Assert.True(code == 0, err + output);
+        using var scope = NewDisposeScope();
+        var ours = Safetensors.LoadStateDict(file);
+        var theirs = Safetensors.LoadStateDict(Path.Combine(fixture, "reference.safetensors"));
+        Assert.True(ours["x"].equal(theirs["x"]).all().item<bool>());
+        Assert.True(ours["t"].equal(theirs["t"]).all().item<bool>());
+        double scale = theirs["out"].abs().max().item<float>();
+        double error = (ours["out"] - theirs["out"]).abs().max().item<float>();
+        Assert.True(error <= 1e-5 * scale, $"{error:E3} against {scale:F4}");
+    }
+
     /// <summary>A converted run resumes (fine-tunes) once training data is given, from step 0 with its fresh optimizer state.</summary>
     [Fact]
     public void AConvertedRunResumesWithDataGiven()

@@ -233,6 +233,38 @@ public sealed class DiffusersFolderTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    /// <summary>A network whose output channels do not fit the scheduler's variance (2C for a fixed one, C for a learned one) is refused.</summary>
+    [Theory]
+    [InlineData("fixed_large", 6)]
+    [InlineData("learned_range", 3)]
+    public void OutputChannelsThatDoNotFitTheVarianceAreRefused(string variance, int outChannels)
+    {
+        var dir = CopyFixture("cifar10-layout");
+        var unet = Path.Combine(dir, "unet", "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(unet))!.AsObject();
+        config["out_channels"] = outChannels;
+        File.WriteAllText(unet, config.ToJsonString());
+        var scheduler = Path.Combine(dir, "scheduler", "scheduler_config.json");
+        var s = JsonNode.Parse(File.ReadAllText(scheduler))!.AsObject();
+        s["variance_type"] = variance;
+        File.WriteAllText(scheduler, s.ToJsonString());
+        var e = Assert.Throws<DdpmException>(() => PretrainedModel.Open(dir).Dispose());
+        Assert.Contains($"the network outputs {outChannels} channels for 3-channel images", e.Message);
+    }
+
+    /// <summary>A learned variance trains through the bound: the configuration of an imported model takes the hybrid loss, so it validates.</summary>
+    [Fact]
+    public void AnImportedLearnedVarianceModelGetsTheHybridLoss()
+    {
+        using var net = new UNet(new UNetConfig { InChannels = 1, OutChannels = 2, ImageSize = 8, BaseChannels = 8, ChannelMult = [1, 2], NumResBlocks = 1, AttentionResolutions = [4], NormGroups = 4 });
+        var dir = Path.Combine(TestUtil.TempDir(), "learned");
+        DiffusersFolder.Write(dir, net.Config, DiffusionSettings.Ho2020 with { Variance = VarianceType.LearnedRange }, net);
+        using var model = PretrainedModel.Open(dir);
+        var c = model.ToConfig();
+        Assert.Equal((VarianceType.LearnedRange, LossType.Hybrid), (c.Variance, c.Loss));
+        c.Validate(requireData: false);
+    }
+
     [Theory]
     [InlineData("beta_schedule", "\"scaled_linear\"")]
     [InlineData("trained_betas", "[0.1, 0.2]")]
