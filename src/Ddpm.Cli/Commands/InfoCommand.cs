@@ -12,19 +12,27 @@ public static class InfoCommand
         var preset = new Option<string>("--preset", "-p") { Description = "A preset (default: all of them)" };
         var size = new Option<int?>("--image-size") { Description = "Image size (default: the preset's)" };
         var channels = new Option<int?>("--channels") { Description = "1 or 3 (default: the preset's)" };
+        var model = new Option<string>("--model") { Description = "A network as a JSON file holding a run's \"model\" object, instead of a preset" };
         var cmd = new Command("info", "Print a preset's configuration, parameter count and the multiply-adds of one forward pass.")
         {
-            preset, size, channels,
+            preset, size, channels, model,
         };
         cmd.SetAction(parse =>
         {
             var names = parse.GetValue(preset) is string p ? new[] { p } : Presets.Names.ToArray();
+            UNetConfig? custom = null;
+            if (parse.GetValue(model) is string file)
+            {
+                if (parse.GetValue(preset) is not null) throw new DdpmException("--model and --preset cannot be combined: give one network");
+                custom = (UNetConfig?)Ddpm.Runs.TrainConfig.ParseSetting(Ddpm.Runs.TrainConfig.Settings.Single(s => s.Key == "model"), file)!;
+                names = [file];
+            }
             foreach (var name in names)
             {
-                var config = Presets.Get(name, parse.GetValue(size), parse.GetValue(channels));
+                var config = custom ?? Presets.Get(name, parse.GetValue(size), parse.GetValue(channels));
                 config.Validate();
-                using var model = new UNet(config);
-                long parameters = ModelStats.CountParameters(model);
+                using var network = new UNet(config);
+                long parameters = ModelStats.CountParameters(network);
                 long macs = ModelStats.CountMacs(config);
                 var inv = CultureInfo.InvariantCulture;
                 ctx.Out.WriteLine($"{name}: {config.InChannels}x{config.ImageSize}x{config.ImageSize}, ch {config.BaseChannels}, mult ({string.Join(",", config.ChannelMult)}), " +
