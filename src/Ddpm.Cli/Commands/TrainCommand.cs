@@ -5,6 +5,7 @@ using Ddpm.Metrics.Evaluation;
 using Ddpm.Runs;
 using Ddpm.Configuration;
 using Ddpm.Training;
+using Ddpm.Distributed;
 
 namespace Ddpm.Cli.Commands;
 
@@ -32,6 +33,10 @@ public static class TrainCommand
 
         cmd.SetAction(parse =>
         {
+            // Under mpirun or srun: one of several data-parallel processes; rank 0 alone prints and writes.
+            using var comm = MpiEnvironment.CommunicatorOrNull();
+            var view = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
+            int Threads(int given) => comm is null ? given : MpiEnvironment.ThreadsPerProcess(given);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
             string Spelling(Option o) => parse.GetResult(o)?.IdentifierToken?.Value ?? o.Name;
             void ApplyGiven(TrainConfig c)
@@ -49,18 +54,20 @@ public static class TrainCommand
                 if (Given(noEmaWarmup)) throw new DdpmException("--no-ema-warmup cannot change when resuming (the run keeps its settings)");
                 if (Given(config) || Given(output)) throw new DdpmException("--config and --output cannot be combined with --resume");
                 int threadCount = parse.GetValue(threads);
-                CommonOptions.Setup(parse.GetValue((Option<string>)device) ?? "auto", threadCount);
-                trainer = Trainer.Resume(resumeDir, adjust: c =>
+                CommonOptions.Setup(parse.GetValue((Option<string>)device) ?? "auto", Threads(threadCount));
+                void Adjust(TrainConfig c)
                 {
                     ApplyGiven(c);
                     if (Given(threads)) c.Threads = threadCount;
-                });
+                    if (comm is not null) c.Device = c.Device.ForLocalRank(comm.LocalRank, TorchSharp.torch.cuda.is_available());
+                }
+                trainer = comm is null ? Trainer.Resume(resumeDir, adjust: Adjust) : Trainer.Resume(resumeDir, comm, adjust: Adjust);
                 // The run keeps its thread count unless --threads is given: libtorch's reductions split work by thread,
                 // so another count can change the last bits and a resumed run would no longer equal an uninterrupted one.
-                TorchRuntime.SetThreads(trainer.Config.Threads);
-                ctx.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
+                TorchRuntime.SetThreads(Threads(trainer.Config.Threads));
+                view.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
                 if (trainer.TornMetricsLinesDropped > 0)
-                    ctx.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");
+                    view.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");
             }
             else
             {
@@ -78,37 +85,45 @@ public static class TrainCommand
                 }
                 ApplyGiven(c);
                 if (string.IsNullOrEmpty(c.Data)) c.Data = CommonOptions.BundledData;
-                CommonOptions.Setup(c.Device.ToString(), c.Threads);
+                if (comm is not null) c.Device = c.Device.ForLocalRank(comm.LocalRank, TorchSharp.torch.cuda.is_available());
+                CommonOptions.Setup(c.Device.ToString(), Threads(c.Threads));
                 var dir = parse.GetValue(output) ?? Path.Combine("runs", $"run-{DateTime.Now:yyyyMMdd-HHmmss}");
                 if (Trainer.HoldsRun(dir)) throw new DdpmException($"{dir} already holds a run: continue it with --resume {dir}, or choose another --output");
-                trainer = Trainer.Start(c, dir);
-                ctx.Out.WriteLine($"run folder: {dir}");
+                trainer = comm is null ? Trainer.Start(c, dir) : Trainer.Start(c, dir, comm);
+                view.Out.WriteLine($"run folder: {dir}");
                 if (trainer.InitializedFrom is { } origin)
-                    ctx.Out.WriteLine($"starting from {origin.Describe()}; new optimizer");
+                    view.Out.WriteLine($"starting from {origin.Describe()}; new optimizer");
                 if (trainer.StartedOverAnUnfinishedRun)
-                    ctx.Out.WriteLine($"note: {dir} held a run that stopped before its first checkpoint; starting it afresh");
+                    view.Out.WriteLine($"note: {dir} held a run that stopped before its first checkpoint; starting it afresh");
             }
             using (trainer)
             {
                 // The evaluator of --eval-every comes from the metrics layer (the trainer only calls it). It opens its
                 // classifier and Inception weights now, so a wrong path is refused before any training step is spent.
-                if (trainer.Config.EvalEvery > 0) trainer.Evaluator = EvalMetrics.CreateEvaluator(trainer.Config, trainer.Data, trainer.Device);
+                if (trainer.Config.EvalEvery > 0 && trainer.IsWriter) trainer.Evaluator = EvalMetrics.CreateEvaluator(trainer.Config, trainer.Data, trainer.Device);
                 trainer.Evaluated += _ => PlotCommand.Refresh(ctx, trainer.RunDir);
+                if (comm is not null)
+                {
+                    int batch = trainer.Config.BatchSize;
+                    view.Out.WriteLine($"data-parallel: {comm.Size} processes ({(comm as MpiCommunicator)?.Library}), each {batch / comm.Size} to {(batch + comm.Size - 1) / comm.Size} of the {batch} images of a step, {TorchSharp.torch.get_num_threads()} thread(s) each");
+                }
                 var m = trainer.Config.Model!;
-                ctx.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
-                ctx.Out.WriteLine($"model: {(trainer.Config.InitFrom is null ? trainer.Config.Preset : "the network of " + trainer.Config.InitFrom)}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
+                view.Out.WriteLine($"data: {trainer.Data.Count} images {trainer.Data.Channels}x{trainer.Data.Height}x{trainer.Data.Width} from {trainer.Data.Source}");
+                view.Out.WriteLine($"model: {(trainer.Config.InitFrom is null ? trainer.Config.Preset : "the network of " + trainer.Config.InitFrom)}, {Ddpm.Models.ModelStats.CountParameters(trainer.Model):N0} parameters, device {trainer.Device}");
                 var cfg = trainer.Config;
-                ctx.Out.WriteLine($"diffusion: {SettingNames.Schedule.Name(cfg.Schedule)} schedule, T = {cfg.Timesteps}, predicts {SettingNames.Prediction.Name(cfg.Prediction)}, "
+                view.Out.WriteLine($"diffusion: {SettingNames.Schedule.Name(cfg.Schedule)} schedule, T = {cfg.Timesteps}, predicts {SettingNames.Prediction.Name(cfg.Prediction)}, "
                     + $"variance {SettingNames.Variance.Name(cfg.Variance)}, loss {SettingNames.Loss.Name(cfg.Loss)}, t {SettingNames.TimestepSampler.Name(cfg.TimestepSampler)}{(cfg.Recipe is null ? "" : $" (recipe {cfg.Recipe})")}");
                 if (cfg.EvalEvery > 0)
-                    ctx.Out.WriteLine($"evaluation: every {cfg.EvalEvery} steps, classifier {cfg.EvalClassifier.Describe(cfg.Data, trainer.Data.Channels)}");
-                var token = ctx.CancelOnCtrlC("finishing the step and saving a checkpoint");
-                var result = ProgressView.RunTraining(ctx, parse.GetValue(noProgress), trainer.Config.LogEvery,
+                    view.Out.WriteLine($"evaluation: every {cfg.EvalEvery} steps, classifier {cfg.EvalClassifier.Describe(cfg.Data, trainer.Data.Channels)}");
+                var token = view.CancelOnCtrlC("finishing the step and saving a checkpoint");
+                var result = ProgressView.RunTraining(view, parse.GetValue(noProgress) || !trainer.IsWriter, trainer.Config.LogEvery,
                     progress => trainer.Run(progress, token));
-                ctx.Out.WriteLine(result.Interrupted
+                if (trainer.Communication is { Steps: > 0 } c)
+                    view.Out.WriteLine($"communication: {1000 * c.Seconds / c.Steps:F1} ms per step in the all-reduce (rank 0, waiting for the others included)");
+                view.Out.WriteLine(result.Interrupted
                     ? $"interrupted at step {result.Step}: checkpoint {result.CheckpointDir}; continue with: ddpm train --resume {trainer.RunDir}"
                     : $"done: {result.Step} steps, final loss {result.LastLoss:F4}; checkpoint {result.CheckpointDir}; samples {result.FinalGrid}");
-                return result.Interrupted ? ctx.InterruptedExitCode : 0;
+                return result.Interrupted ? view.InterruptedExitCode : 0;
             }
         });
         return cmd;

@@ -32,6 +32,13 @@ public sealed record DeviceSpec(DeviceKind Kind, int? Index = null)
         throw DdpmException.ForSetting("device", $"{text}: expected cpu, cuda, cuda:N or auto");
     }
 
+    /// <summary>
+    /// The device of one process of a data-parallel job on a machine with one GPU per process: "cuda" and "auto" (when
+    /// CUDA is available) become cuda:<paramref name="localRank"/>; an explicit index or the CPU stays as it is.
+    /// </summary>
+    public DeviceSpec ForLocalRank(int localRank, bool cudaAvailable) =>
+        Kind == DeviceKind.Cuda && Index is null || Kind == DeviceKind.Auto && cudaAvailable ? new DeviceSpec(DeviceKind.Cuda, localRank) : this;
+
     /// <summary>The spelling <see cref="Parse"/> reads back: auto, cpu, cuda or cuda:N.</summary>
     public override string ToString() => Kind switch
     {

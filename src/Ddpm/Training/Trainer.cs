@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Ddpm.Data;
 using Ddpm.Diffusion;
+using Ddpm.Distributed;
 using Ddpm.Imaging;
 using Ddpm.Interop;
 using Ddpm.IO;
@@ -48,7 +49,7 @@ public readonly record struct StepWindow(long LastStep, long Steps, double MeanL
 /// events, sample grids and atomic checkpoints. Each step's randomness is a pure function of (seed, step), so a
 /// resumed run reproduces an uninterrupted one exactly.
 /// </summary>
-public sealed class Trainer : IDisposable
+public sealed partial class Trainer : IDisposable
 {
     public const string ConfigFile = RunFolder.ConfigFile;
     public const string SamplesFolder = "samples";
@@ -84,8 +85,15 @@ public sealed class Trainer : IDisposable
     /// <summary>Data sets up to this size are copied to the model's device once, so batches are gathered there.</summary>
     public const long DeviceDataLimitBytes = 2L << 30;
 
-    private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device, ModelFactory? modelFactory)
+    private Trainer(TrainConfig config, string runDir, ImageDataset data, bool ownsData, Device device, ModelFactory? modelFactory,
+        ICommunicator? communicator = null)
     {
+        if (communicator is not null)
+        {
+            if (config.BatchSize < communicator.Size)
+                throw DdpmException.ForSetting("batch_size", $"{config.BatchSize}: smaller than the {communicator.Size} processes of the job (each needs at least one image per step)");
+            _parallel = new DataParallel(communicator, device);
+        }
         Config = config;
         RunDir = runDir;
         Data = data;
@@ -182,8 +190,12 @@ public sealed class Trainer : IDisposable
     /// it when <see cref="TrainConfig.Model"/> is null), while its diffusion settings are the caller's
     /// (<see cref="FineTuning.ApplySettings(TrainConfig)"/> takes them from the checkpoint).
     /// </summary>
-    public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null)
+    public static Trainer Start(TrainConfig config, string runDir, ImageDataset? data = null, ModelFactory? model = null) =>
+        StartCore(config, runDir, data, model, communicator: null);
+
+    private static Trainer StartCore(TrainConfig config, string runDir, ImageDataset? data, ModelFactory? model, ICommunicator? communicator)
     {
+        bool writer = communicator is null || communicator.Rank == 0;
         if (string.IsNullOrWhiteSpace(runDir)) throw new DdpmException("the run folder's path is empty");
         config.Validate();
         if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
@@ -207,8 +219,9 @@ public sealed class Trainer : IDisposable
             var resolved = Resolve(config, data, customModel: model is not null);
             var device = TorchRuntime.ResolveDevice(resolved.Device);
             CheckBatchFitsMemory(resolved, device, model);
-            trainer = new Trainer(resolved, runDir, data, owns, device, model);
+            trainer = new Trainer(resolved, runDir, data, owns, device, model, communicator);
             if (pretrained is not null) trainer.LoadPretrained(pretrained);
+            if (!writer) return trainer; // rank 0 alone writes the run folder
             RunFolder.Create(runDir);
             runLock = RunLock.Acquire(runDir);
             if (CheckpointStore.HasCompleteCheckpoint(runDir)) throw AlreadyHoldsARun(runDir);
@@ -279,12 +292,16 @@ public sealed class Trainer : IDisposable
     /// settings that do not alter the numerics of the steps already taken (more steps, logging, device). A run of a
     /// custom network needs the <paramref name="model"/> factory it was started with.
     /// </summary>
-    public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null, ModelFactory? model = null)
+    public static Trainer Resume(string runDir, ImageDataset? data = null, Action<TrainConfig>? adjust = null, ModelFactory? model = null) =>
+        ResumeCore(runDir, data, adjust, model, communicator: null);
+
+    private static Trainer ResumeCore(string runDir, ImageDataset? data, Action<TrainConfig>? adjust, ModelFactory? model, ICommunicator? communicator)
     {
+        bool writer = communicator is null || communicator.Rank == 0;
         if (File.Exists(Path.Combine(runDir, CheckpointStore.StateFile)))
             throw new DdpmException($"{runDir} is a checkpoint, not a run folder: resume the run that holds it ({RunFolder.OfCheckpoint(runDir)})");
         if (!Directory.Exists(runDir)) throw new DdpmException($"run folder not found: {runDir}");
-        var runLock = RunLock.Acquire(runDir);
+        var runLock = writer ? RunLock.Acquire(runDir) : null;
         bool owns = data is null;
         Trainer? trainer = null;
         try
@@ -301,7 +318,7 @@ public sealed class Trainer : IDisposable
             CheckBatchFitsData(config.BatchSize, data);
             var device = TorchRuntime.ResolveDevice(config.Device);
             CheckBatchFitsMemory(config, device, model);
-            trainer = new Trainer(config, runDir, data, owns, device, model);
+            trainer = new Trainer(config, runDir, data, owns, device, model, communicator);
             CheckpointStore.LoadWeights(trainer.Model, Path.Combine(dir, CheckpointStore.ModelFile));
             CheckpointStore.LoadWeights(trainer.EmaModel, Path.Combine(dir, CheckpointStore.EmaFile));
             CheckpointStore.LoadOptimizer(trainer._optimizer, Path.Combine(dir, CheckpointStore.OptimizerFile));
@@ -309,6 +326,7 @@ public sealed class Trainer : IDisposable
             trainer._guard.LastCheckpointStep = state.Step;
             if (trainer._timesteps is LossAwareTimestepSampler lossAware && state.TimestepSampler is not null)
                 lossAware.SetState(state.TimestepSampler, Path.Combine(dir, CheckpointStore.StateFile));
+            if (!writer) return trainer; // rank 0 alone writes the run folder
             RunFolder.ProbeWritable(Path.Combine(runDir, CheckpointStore.Folder));
             trainer.TornMetricsLinesDropped = MetricsLog.TruncateAfter(runDir, state.Step);
             trainer._trainSecondsBefore = MetricsLog.LastTrainSeconds(runDir);
@@ -318,7 +336,7 @@ public sealed class Trainer : IDisposable
         }
         catch
         {
-            runLock.Dispose();
+            runLock?.Dispose();
             if (trainer is not null) trainer.Dispose();
             else if (owns) data?.Dispose();
             throw;
@@ -362,8 +380,9 @@ public sealed class Trainer : IDisposable
     {
         using var scope = NewDisposeScope();
         long step = Step;
-        // Dropout draws from the global generator: seed it per step so resuming reproduces it.
-        torch.manual_seed(StepRandom.SeedFor(Config.Seed, step, 0));
+        // Dropout draws from the global generator: seed it per step so resuming reproduces it (each process of a
+        // data-parallel job with its own stream, so that shards do not share masks).
+        torch.manual_seed(StepRandom.SeedFor(Config.Seed, step, DropoutStream));
         using var gen = new Generator((ulong)StepRandom.SeedFor(Config.Seed, step, 1), CPU);
 
         // The batch is gathered where the images are; flips and noise are drawn on the CPU generator, so a seed
@@ -372,16 +391,25 @@ public sealed class Trainer : IDisposable
         if (Config.RandomFlip) x0 = Augment.RandomHorizontalFlip(x0, gen);
         var (t, weights) = _timesteps.Sample((int)x0.shape[0], gen);
         var noise = randn(x0.shape, generator: gen);
-        x0 = x0.to(Device);
-        t = t.to(Device);
-        noise = noise.to(Device);
 
         Model.train();
         _optimizer.zero_grad();
-        var losses = Diffusion.TrainingLosses(Model, x0, t, noise);
-        var loss = weights is null ? losses.mean() : (losses * weights.to(Device)).mean();
-        _timesteps.Update(t, losses.detach());
-        loss.backward();
+        Tensor loss;
+        if (_parallel is null)
+        {
+            x0 = x0.to(Device);
+            t = t.to(Device);
+            noise = noise.to(Device);
+            var losses = Diffusion.TrainingLosses(Model, x0, t, noise);
+            loss = weights is null ? losses.mean() : (losses * weights.to(Device)).mean();
+            _timesteps.Update(t, losses.detach());
+            loss.backward();
+        }
+        else
+        {
+            // This process's rows of the global batch; the gradients summed over the processes (see DataParallel).
+            loss = ShardLossAndGradients(x0, t, weights, noise);
+        }
         double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
         var gradNorm = GradientClipping.ClipGlobalNorm(_parameters, maxNorm);
         _guard.Observe(step, loss, gradNorm);
@@ -460,7 +488,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        using var metrics = new MetricsLog(RunDir);
+        using var metrics = IsWriter ? new MetricsLog(RunDir) : null;
         var total = Stopwatch.StartNew();
         var window = Stopwatch.StartNew();
         var shown = Stopwatch.StartNew();
@@ -474,7 +502,7 @@ public sealed class Trainer : IDisposable
         {
             var w = ReadWindow();
             double windowIps = w.Steps * (double)Config.BatchSize / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-            metrics.Write(new MetricsRecord(Step, w.MeanLoss, w.LearningRate, w.GradNorm, windowIps, total.Elapsed.TotalSeconds, TrainSeconds(total)));
+            metrics?.Write(new MetricsRecord(Step, w.MeanLoss, w.LearningRate, w.GradNorm, windowIps, total.Elapsed.TotalSeconds, TrainSeconds(total)));
             lastLoss = shownLoss = w.LastLoss;
             shownNorm = w.GradNorm;
             window.Restart();
@@ -483,7 +511,10 @@ public sealed class Trainer : IDisposable
 
         while (Step < Config.Steps)
         {
-            if (cancellationToken.IsCancellationRequested) { interrupted = true; break; }
+            if (_parallel is null && cancellationToken.IsCancellationRequested) { interrupted = true; break; }
+            // In a data-parallel job every process must stop after the same step: a request on any of them travels
+            // with the step's gradients, and all stop when one asked.
+            if (_parallel is not null) _parallel.StopRequested = cancellationToken.IsCancellationRequested;
             Advance();
             if (progress is not null)
             {
@@ -501,13 +532,15 @@ public sealed class Trainer : IDisposable
             }
 
             if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
+            if (_parallel is { StopAgreed: true }) { interrupted = true; break; }
+            if (!IsWriter) continue; // rank 0 alone writes checkpoints, evaluations and grids
             string? saved = null;
             if (Step < Config.Steps && Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0)
                 saved = SaveCheckpoint();
             try
             {
                 if (Step < Config.Steps && Config.EvalEvery > 0 && Step % Config.EvalEvery == 0)
-                    EvaluateAndKeepBest(metrics, saved, progress, total, cancellationToken);
+                    EvaluateAndKeepBest(metrics!, saved, progress, total, cancellationToken);
                 if (Step < Config.Steps && Config.SampleEvery > 0 && Step % Config.SampleEvery == 0)
                     SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
                         SamplingProgress(progress, total), cancellationToken);
@@ -522,13 +555,14 @@ public sealed class Trainer : IDisposable
         // A run stopped between log lines logs its last steps now; the resumed run's next line starts after them.
         if (interrupted && _windowSteps > 0) LogWindow();
 
+        if (!IsWriter) return new TrainResult(Step, interrupted, "", null, lastLoss);
         var checkpoint = SaveCheckpoint();
         string? grid = null;
         if (!interrupted)
         {
             try
             {
-                if (Config.EvalEvery > 0) EvaluateAndKeepBest(metrics, checkpoint, progress, total, cancellationToken);
+                if (Config.EvalEvery > 0) EvaluateAndKeepBest(metrics!, checkpoint, progress, total, cancellationToken);
                 grid = SaveSampleGrid(Path.Combine(RunDir, SamplesFolder, $"{CheckpointStore.NameFor(Step)}.png"),
                     SamplingProgress(progress, total), cancellationToken);
                 File.Copy(grid, Path.Combine(RunDir, SamplesFolder, "final.png"), overwrite: true);

@@ -1,0 +1,168 @@
+using Ddpm.Distributed;
+using Ddpm.Runs;
+using Ddpm.Runtime;
+using Ddpm.Training;
+using static TorchSharp.torch;
+
+namespace Ddpm.Tests.Distributed;
+
+/// <summary>The data-parallel path of the trainer and the collective helpers, with in-process stand-ins for MPI.</summary>
+public class DataParallelTests
+{
+    /// <summary>One process as a job of one: the collectives change nothing.</summary>
+    private sealed class Alone : ICommunicator
+    {
+        public int Rank => 0;
+        public int Size => 1;
+        public int LocalRank => 0;
+        public void AllReduceSum(float[] buffer) { }
+        public void AllReduceSum(double[] buffer) { }
+        public void Broadcast(float[] buffer, int root = 0) { }
+        public void Broadcast(byte[] buffer, int root = 0) { }
+        public void Barrier() { }
+        public void Dispose() { }
+    }
+
+    /// <summary>Rank 0 of two, the other process's contribution to every all-reduce given by <see cref="Other"/>.</summary>
+    private sealed class WithAnother(Action<float[]> other, bool otherFailed = false) : ICommunicator
+    {
+        public Action<float[]> Other { get; } = other;
+        public int Rank => 0;
+        public int Size => 2;
+        public int LocalRank => 0;
+        public void AllReduceSum(float[] buffer)
+        {
+            var theirs = new float[buffer.Length];
+            Other(theirs);
+            for (int i = 0; i < buffer.Length; i++) buffer[i] += theirs[i];
+        }
+        public void AllReduceSum(double[] buffer) => buffer[0] += otherFailed ? 1 : 0; // Agree's flag
+        public void Broadcast(float[] buffer, int root = 0) { }
+        public void Broadcast(byte[] buffer, int root = 0) { }
+        public void Barrier() { }
+        public void Dispose() { }
+    }
+
+    private static TrainConfig Config(long steps)
+    {
+        var c = TestUtil.TinyConfig(steps);
+        c.Model!.Dropout = 0;
+        return c;
+    }
+
+    /// <summary>
+    /// The data-parallel step (each process's rows' loss summed and divided by B, the gradients summed over the job) with
+    /// a job of one equals the single-process step (the batch's mean) up to that rounding: about 1e-7 of the weights.
+    /// </summary>
+    [Fact]
+    public void AJobOfOneTrainsWhatTheSingleProcessTrains()
+    {
+        using var data = TestUtil.TinyData();
+        using var single = Trainer.Start(Config(4), Path.Combine(TestUtil.TempDir(), "a"), data);
+        using var job = Trainer.Start(Config(4), Path.Combine(TestUtil.TempDir(), "b"), new Alone(), data);
+        Assert.True(job.IsWriter);
+        for (int i = 0; i < 4; i++)
+        {
+            single.Advance();
+            job.Advance();
+        }
+        var b = job.Model.state_dict();
+        foreach (var (key, t) in single.Model.state_dict())
+            Assert.True((t - b[key]).abs().max().item<float>() <= 1e-6, key);
+        Assert.Equal(single.ReadWindow().MeanLoss, job.ReadWindow().MeanLoss, 6);
+        Assert.Equal(4, job.Communication.Steps);
+    }
+
+    /// <summary>Rows are split as evenly as integers allow and cover the batch once.</summary>
+    [Theory]
+    [InlineData(10, 3)]
+    [InlineData(64, 2)]
+    [InlineData(7, 7)]
+    public void ShardsCoverTheBatchOnce(int batch, int processes)
+    {
+        var rows = new List<long>();
+        for (int r = 0; r < processes; r++)
+        {
+            var (start, count) = new DataParallel(new RankOf(r, processes), CPU).Shard(batch);
+            Assert.InRange(count, batch / processes, (batch + processes - 1) / processes);
+            for (long i = start; i < start + count; i++) rows.Add(i);
+        }
+        Assert.Equal(Enumerable.Range(0, batch).Select(i => (long)i), rows);
+    }
+
+    private sealed class RankOf(int rank, int size) : ICommunicator
+    {
+        public int Rank => rank;
+        public int Size => size;
+        public int LocalRank => 0;
+        public void AllReduceSum(float[] buffer) { }
+        public void AllReduceSum(double[] buffer) { }
+        public void Broadcast(float[] buffer, int root = 0) { }
+        public void Broadcast(byte[] buffer, int root = 0) { }
+        public void Barrier() { }
+        public void Dispose() { }
+    }
+
+    /// <summary>A stop asked on another process travels with the step's sums: this one stops after the same step and rank 0 saves it.</summary>
+    [Fact]
+    public void AStopAskedByAnotherProcessStopsThisOneAfterTheSameStep()
+    {
+        using var data = TestUtil.TinyData();
+        int reduced = 0;
+        // The other process sends zero gradients and, at its second step, a stop: the flag follows the loss in the buffer.
+        var comm = new WithAnother(theirs => { if (++reduced == 2) theirs[^(4 + 1)] = 1; });
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        using var trainer = Trainer.Start(Config(10), run, comm, data);
+        var result = trainer.Run();
+        Assert.True(result.Interrupted);
+        Assert.Equal(2, result.Step);
+        Assert.Equal(2, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+    }
+
+    /// <summary>A failure on another process fails this one too, with a one-line error, instead of leaving it waiting.</summary>
+    [Fact]
+    public void AgreeThrowsWhenAnotherProcessFailed()
+    {
+        var comm = new WithAnother(_ => { }, otherFailed: true);
+        var e = Assert.Throws<DdpmException>(() => comm.Agree(null, "starting the run"));
+        Assert.Equal("starting the run: 1 of 2 processes failed (rank 0 stops too; see their messages)", e.Message);
+        var own = new InvalidOperationException("mine");
+        Assert.Same(own, Assert.Throws<InvalidOperationException>(() => comm.Agree(own, "x")));
+    }
+
+    [Fact]
+    public void EachProcessGetsTheGpuOfItsLocalRank()
+    {
+        Assert.Equal("cuda:3", DeviceSpec.Parse("cuda").ForLocalRank(3, cudaAvailable: true).ToString());
+        Assert.Equal("cuda:3", DeviceSpec.Parse("auto").ForLocalRank(3, cudaAvailable: true).ToString());
+        Assert.Equal("auto", DeviceSpec.Parse("auto").ForLocalRank(3, cudaAvailable: false).ToString());
+        Assert.Equal("cuda:1", DeviceSpec.Parse("cuda:1").ForLocalRank(3, cudaAvailable: true).ToString());
+        Assert.Equal("cpu", DeviceSpec.Parse("cpu").ForLocalRank(3, cudaAvailable: true).ToString());
+    }
+
+    /// <summary>The launchers' variables: Open MPI's first; without them one process alone, as without MPI.</summary>
+    [Fact]
+    public void TheLaunchersVariablesSayWhetherThisIsOneOfSeveralProcesses()
+    {
+        string[] names = ["OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_NTASKS"];
+        var saved = names.ToDictionary(n => n, Environment.GetEnvironmentVariable);
+        try
+        {
+            foreach (var n in names) Environment.SetEnvironmentVariable(n, null);
+            Assert.False(MpiEnvironment.IsMultiProcess);
+            Assert.Null(MpiEnvironment.CommunicatorOrNull());
+            Assert.Equal((1, 0), (MpiEnvironment.WorldSize, MpiEnvironment.LocalRank));
+            Assert.Equal(5, MpiEnvironment.ThreadsPerProcess(5));
+            Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_SIZE", "4");
+            Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_RANK", "1");
+            Environment.SetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE", "2");
+            Assert.True(MpiEnvironment.IsMultiProcess);
+            Assert.Equal((4, 1, 2), (MpiEnvironment.WorldSize, MpiEnvironment.LocalRank, MpiEnvironment.LocalSize));
+            Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), MpiEnvironment.ThreadsPerProcess(0));
+        }
+        finally
+        {
+            foreach (var (n, v) in saved) Environment.SetEnvironmentVariable(n, v);
+        }
+    }
+}
