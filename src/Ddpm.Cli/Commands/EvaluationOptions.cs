@@ -26,7 +26,7 @@ public sealed class EvaluationOptions
     }
 
     /// <summary>Opens one input: checkpoints get <c>--count</c> samples, data sets are cut to <c>--real-count</c>.</summary>
-    public ImageSource Open(ParseResult parse, string path, Device device)
+    public ImageSource Open(ParseResult parse, string path, Device device, Distributed.Shard? shard = null)
     {
         if (parse.GetValue(Batch) < 1) throw new DdpmException($"--batch-size {parse.GetValue(Batch)}: must be at least 1");
         if (parse.GetValue(SampleBatch) < 1) throw new DdpmException($"--sample-batch-size {parse.GetValue(SampleBatch)}: must be at least 1");
@@ -34,11 +34,14 @@ public sealed class EvaluationOptions
         var realCount = parse.GetValue(RealCount);
         if (count is < 1) throw new DdpmException($"--count {count}: must be at least 1");
         if (realCount is < 1) throw new DdpmException($"--real-count {realCount}: must be at least 1");
+        if (path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) && FeatureSums.IsSumsFile(path))
+            throw new DdpmException($"{path}: the partial sums of one shard (stats --shard), not statistics: merge every shard's part first with 'ddpm stats --merge PART.npz... -o OUT.npz'");
         bool isData = !path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) && !ImageSource.IsCheckpointPath(path);
         return ImageSource.Open(path, new ImageSourceOptions
         {
             Count = isData ? realCount : count, Seed = parse.GetValue(Seed), SampleBatchSize = parse.GetValue(SampleBatch),
-            UseEma = !parse.GetValue(NoEma), Device = device, Generate = Generate?.Invoke(parse),
+            UseEma = !parse.GetValue(NoEma), Device = device, Generate = Generate?.Invoke(parse), Shard = shard,
+            ShardBlockSize = parse.GetValue(Batch),
         });
     }
 

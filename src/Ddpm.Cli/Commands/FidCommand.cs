@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddpm.Metrics;
 using Ddpm.Metrics.Evaluation;
 
 namespace Ddpm.Cli.Commands;
@@ -85,18 +86,28 @@ public static class DistanceCommand
     }
 }
 
-/// <summary><c>ddpm stats SOURCE -o out.npz</c>: reference statistics in pytorch-fid's .npz format.</summary>
+/// <summary>
+/// <c>ddpm stats SOURCE -o out.npz</c>: reference statistics in pytorch-fid's .npz format; with <c>--shard i/N</c>, the
+/// partial sums of one shard of the source; <c>ddpm stats --merge PART... -o out.npz</c> adds every shard's part into
+/// the statistics one process would have written.
+/// </summary>
 public static class StatsCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var source = new Argument<string>("SOURCE") { Description = "Image folder, IDX file, or checkpoint (needs --count)" };
-        var output = new Option<string>("--output", "-o") { Description = "The .npz to write (arrays mu and sigma, float64)", Required = true };
+        var source = new Argument<string?>("SOURCE") { Description = "Image folder, IDX file, or checkpoint (needs --count); none with --merge", Arity = ArgumentArity.ZeroOrOne };
+        var output = new Option<string>("--output", "-o") { Description = "The .npz to write (arrays mu and sigma, float64; with --shard the partial sums n, sum, sum_outer)", Required = true };
         var classifier = new Option<string?>("--classifier") { Description = "Statistics of the offline classifier's features (mnist, fashion-mnist or a weights file) instead of Inception's" };
+        var shard = ShardOption.Create("Only shard INDEX of COUNT of SOURCE (0-based; block b of --batch-size images of a data set, or sample batch b of --sample-batch-size images of a checkpoint, when b mod COUNT = INDEX): writes its partial sums for --merge");
+        var merge = new Option<string[]>("--merge")
+        {
+            Description = "Add the partial sums of every shard (the .npz files of --shard) into mu and sigma, as one process computes them",
+            AllowMultipleArgumentsPerToken = true, HelpName = "PART.npz",
+        };
         var inception = InceptionOptions.Create();
         var eval = new EvaluationOptions();
         var sampler = new SamplerChoice();
-        var cmd = new Command("stats", "Precompute feature statistics (mu, sigma) of a data set or of a checkpoint's samples, as pytorch-fid's --save-stats does.") { source, output, classifier };
+        var cmd = new Command("stats", "Precompute feature statistics (mu, sigma) of a data set or of a checkpoint's samples, as pytorch-fid's --save-stats does; or one shard's partial sums, and their merge.") { source, output, classifier, shard, merge };
         inception.AddTo(cmd);
         eval.AddTo(cmd);
         sampler.AddTo(cmd, eval);
@@ -104,24 +115,59 @@ public static class StatsCommand
         {
             var outPath = parse.GetValue(output)!;
             if (!outPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new DdpmException($"--output {outPath}: must end in .npz");
+            var parts = parse.GetValue(merge);
+            var part = ShardOption.Parse(parse, shard);
+            if (parts is { Length: > 0 })
+            {
+                if (parse.GetValue(source) is string s) throw new DdpmException($"--merge takes the shards' parts only; {s} is a SOURCE: give one or the other");
+                if (part is not null) throw new DdpmException("--merge and --shard: a merge adds every shard's part; give one or the other");
+                var sums = parts.Select(FeatureSums.LoadNpz).ToList();
+                var merged = FeatureSums.Merge(sums, parts);
+                var total = merged.ToStatistics();
+                WriteNpz(outPath, total.SaveNpz);
+                ctx.Out.WriteLine($"{merged.Extractor}: merged {parts.Length} part(s), statistics of {total.Count} images, {total.Dim} dims");
+                ctx.Out.WriteLine($"wrote {outPath}");
+                return 0;
+            }
+            var sourcePath = parse.GetValue(source) ?? throw new DdpmException("stats: give a SOURCE (image folder, IDX file or checkpoint), or --merge PART.npz...");
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
             using var extractor = parse.GetValue(classifier) is string c ? ClassifierChoice.Open(c, device) : inception.Open(parse, device, logits: false);
-            using var src = eval.Open(parse, parse.GetValue(source)!, device);
+            using var src = eval.Open(parse, sourcePath, device, part);
             if (src.Kind == ImageSourceKind.Statistics) throw new DdpmException($"{src.Path}: already statistics");
             var token = ctx.CancelOnCtrlC();
+            if (part is not null)
+            {
+                var sums = src.Count == 0
+                    ? FeatureSums.Empty(extractor.FeatureDims, extractor.Name, part, src.SourceCount)
+                    : ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p =>
+                    {
+                        using var f = FeatureCollector.Collect(extractor, src, parse.GetValue(eval.Batch),
+                            new Runtime.SyncProgress<int>(done => p.Report(("features", done, src.Count))), token);
+                        return FeatureSums.FromFeatures(f.Features, extractor.Name, part, src.SourceCount);
+                    });
+                WriteNpz(outPath, sums.SaveNpz);
+                ctx.Out.WriteLine($"{extractor.Name}: shard {part}: partial sums of {sums.Count} of {src.SourceCount} images, {sums.Dim} dims (merge every shard's part with --merge)");
+                ctx.Out.WriteLine($"wrote {outPath}");
+                return 0;
+            }
             var stats = ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p =>
             {
                 using var f = FeatureCollector.Collect(extractor, src, parse.GetValue(eval.Batch),
                     new Runtime.SyncProgress<int>(done => p.Report(("features", done, src.Count))), token);
                 return f.Statistics();
             });
-            var dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            stats.SaveNpz(outPath);
+            WriteNpz(outPath, stats.SaveNpz);
             ctx.Out.WriteLine($"{extractor.Name}: statistics of {stats.Count} images, {stats.Dim} dims");
             ctx.Out.WriteLine($"wrote {outPath}");
             return 0;
         });
         return cmd;
+    }
+
+    private static void WriteNpz(string path, Action<string> save)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        save(path);
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ddpm.Distributed;
 using Ddpm.Imaging;
 using Ddpm.Pipelines;
 using Ddpm.Sampling;
@@ -18,13 +19,14 @@ public static class SampleCommand
         var batch = new Option<int>("--batch-size") { Description = "Images denoised at once", DefaultValueFactory = _ => 64 };
         var columns = new Option<int>("--columns") { Description = "Grid columns (0 = square)", DefaultValueFactory = _ => 0 };
         var noEma = new Option<bool>("--no-ema") { Description = "Use the raw weights instead of the EMA weights" };
+        var shard = ShardOption.Create("Generate only shard INDEX of COUNT (0-based; batch b belongs to shard b mod COUNT) into the --output folder, under the names the unsharded command gives them");
         var sampler = new SamplerCliOptions();
         var noProgress = CommonOptions.NoProgress();
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var cmd = new Command("sample", "Generate images with DDPM's ancestral sampler (all T steps or respaced), DDIM or DPM-Solver++.")
         {
-            checkpoint, count, output, seed, batch, columns, noEma,
+            checkpoint, count, output, seed, batch, columns, noEma, shard,
         };
         sampler.AddTo(cmd);
         foreach (var o in new Option[] { noProgress, device, threads }) cmd.Options.Add(o);
@@ -37,27 +39,39 @@ public static class SampleCommand
             // Everything the user gave is checked before the header line and before the checkpoint is loaded.
             DdpmPipeline.CheckSampleCounts(n, parse.GetValue(batch));
             bool grid = IsGridPath(outPath);
+            var part = ShardOption.Parse(parse, shard);
+            if (grid && part is not null)
+                throw new DdpmException($"--shard with --output {outPath}: a grid cannot be split; give a folder, where each shard writes its images under their global numbers");
             var dev = CommonOptions.Setup(parse.GetValue(device)!, parse.GetValue(threads));
             using var pipe = DdpmPipeline.Load(parse.GetValue(checkpoint)!, dev, useEma: !parse.GetValue(noEma));
             string description = SamplerCliOptions.Describe(chosen, pipe.Diffusion.Schedule); // checks the settings before any work
-            ctx.Out.WriteLine($"checkpoint {pipe.CheckpointDir} (step {pipe.Step}), {n} images, {description}, device {dev}");
+            int batchSize = parse.GetValue(batch);
+            string which = part is null ? $"{n} images" : $"shard {part}: {part.ImagesInBatches(n, batchSize)} of {n} images";
+            ctx.Out.WriteLine($"checkpoint {pipe.CheckpointDir} (step {pipe.Step}), {which}, {description}, device {dev}");
             var token = ctx.CancelOnCtrlC();
-            TorchSharp.torch.Tensor? images = null;
-            ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "sampling", progress =>
-                images = pipe.Sample(n, parse.GetValue(seed), chosen, parse.GetValue(batch), progress, token));
-            using (images)
+            if (grid)
             {
-                if (grid)
-                {
+                TorchSharp.torch.Tensor? images = null;
+                ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "sampling", progress =>
+                    images = pipe.Sample(n, parse.GetValue(seed), chosen, batchSize, progress, token));
+                using (images)
                     ImageIO.SaveGrid(images!, outPath, columns: parse.GetValue(columns), scale: Trainer.GridScale(pipe.Config.Model!.ImageSize));
-                    ctx.Out.WriteLine($"wrote grid {outPath}");
-                }
-                else
-                {
-                    ImageIO.SaveFolder(images!, outPath);
-                    ctx.Out.WriteLine($"wrote {n} images to {outPath}");
-                }
+                ctx.Out.WriteLine($"wrote grid {outPath}");
+                return 0;
             }
+            // A folder is written batch by batch, each image under its global number (a shard's part of the same names).
+            Directory.CreateDirectory(outPath);
+            int written = 0;
+            ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "sampling", progress =>
+            {
+                foreach (var b in pipe.SampleBatches(n, parse.GetValue(seed), part ?? Shard.Whole, chosen, batchSize, progress, token))
+                    using (b)
+                    {
+                        ImageIO.SaveFolder(b.Images, outPath, startIndex: b.FirstIndex, totalCount: n);
+                        written += (int)b.Images.shape[0];
+                    }
+            });
+            ctx.Out.WriteLine(part is null ? $"wrote {n} images to {outPath}" : $"shard {part}: wrote {written} of {n} images to {outPath}");
             return 0;
         });
         return cmd;

@@ -143,15 +143,20 @@ public static class ImageIO
     /// <summary>
     /// Saves each image of a batch (N, C, H, W) as its own PNG in <paramref name="folder"/>, named prefix_00000.png, prefix_00001.png, ...
     /// (numbered from <paramref name="startIndex"/>, at least 5 digits, more when the numbers need them). Returns the paths written.
+    /// <paramref name="totalCount"/>, when larger, is the size of the whole set these images are a part of: the names
+    /// then have the digits that set's last number needs, so that parts written separately (shards) are named as one
+    /// folder of <paramref name="totalCount"/> images would be.
     /// </summary>
-    public static string[] SaveFolder(Tensor images, string folder, string prefix = "sample", int startIndex = 0)
+    public static string[] SaveFolder(Tensor images, string folder, string prefix = "sample", int startIndex = 0, int totalCount = 0)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() != 4)
             throw new ArgumentException($"images must be (N, C, H, W); got shape [{string.Join(", ", images.shape)}]", nameof(images));
         if (startIndex < 0) throw new ArgumentOutOfRangeException(nameof(startIndex), startIndex, "must not be negative");
         int n = (int)images.shape[0];
-        int digits = Math.Max(5, (startIndex + Math.Max(n, 1) - 1).ToString(System.Globalization.CultureInfo.InvariantCulture).Length);
+        if (totalCount < 0) throw new ArgumentOutOfRangeException(nameof(totalCount), totalCount, "must not be negative");
+        int last = Math.Max(startIndex + Math.Max(n, 1), totalCount) - 1;
+        int digits = Math.Max(5, last.ToString(System.Globalization.CultureInfo.InvariantCulture).Length);
         var paths = new string[n];
         for (int i = 0; i < n; i++)
         {

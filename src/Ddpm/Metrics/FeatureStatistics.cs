@@ -136,6 +136,8 @@ public sealed class FeatureStatistics
     public static FeatureStatistics LoadNpz(string path)
     {
         var arrays = NpzFile.Read(path);
+        if (!arrays.ContainsKey("mu") && FeatureSums.AreSums(arrays))
+            throw new DdpmException($"{path}: holds the partial feature sums of one shard, not statistics (mu, sigma): merge every shard's part into statistics first");
         if (!arrays.TryGetValue("mu", out var mu))
             throw new DdpmException($"{path}: array 'mu' missing");
         if (!arrays.TryGetValue("sigma", out var sigma))

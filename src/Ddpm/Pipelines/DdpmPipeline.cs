@@ -1,4 +1,5 @@
 using Ddpm.Diffusion;
+using Ddpm.Distributed;
 using Ddpm.Interop;
 using Ddpm.Runs;
 using Ddpm.Runtime;
@@ -113,27 +114,52 @@ public sealed class DdpmPipeline : IDisposable
     public Tensor Sample(int count, long seed, ISampler? sampler = null, int batchSize = 64,
         IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
     {
-        sampler ??= new AncestralSampler();
-        CheckSampleCounts(count, batchSize);
-        int steps = sampler.Timesteps(Diffusion.Schedule).Length;
         var parts = new List<Tensor>();
-        int batches = (count + batchSize - 1) / batchSize;
-        int total = batches * steps;
         try
         {
-            for (int b = 0; b < batches; b++)
-            {
-                int n = Math.Min(batchSize, count - b * batchSize);
-                int offset = b * steps;
-                var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((offset + done, total)));
-                using var result = sampler.Sample(Diffusion, Model, ImageShape(n), SamplingRun.Seeded(seed + b), Device, inner, cancellationToken);
-                parts.Add(result.Samples.detach().clone());
-            }
+            foreach (var batch in SampleBatches(count, seed, Shard.Whole, sampler, batchSize, progress, cancellationToken))
+                parts.Add(batch.Images);
             return cat(parts, 0);
         }
         finally
         {
             foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The batches of <see cref="Sample"/> that <paramref name="shard"/> owns (batch b when b mod shard count = shard
+    /// index; see <see cref="Shard"/>), drawn one at a time as the caller enumerates, each with its batch number and the
+    /// global index of its first image: image k of batch b is image b * batchSize + k of <see cref="Sample"/> with the
+    /// same count, seed, sampler and batch size, equal to it element for element. The shards of one job together yield
+    /// every batch once. Progress counts denoising steps over this shard's batches. The counts are checked before the
+    /// first batch is drawn.
+    /// </summary>
+    public IEnumerable<SampleBatch> SampleBatches(int count, long seed, Shard shard, ISampler? sampler = null, int batchSize = 64,
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(shard);
+        CheckSampleCounts(count, batchSize);
+        sampler ??= new AncestralSampler();
+        return Draw(count, seed, shard, sampler, batchSize, progress, cancellationToken);
+    }
+
+    private IEnumerable<SampleBatch> Draw(int count, long seed, Shard shard, ISampler sampler, int batchSize,
+        IProgress<(int Done, int Total)>? progress, CancellationToken cancellationToken)
+    {
+        int steps = sampler.Timesteps(Diffusion.Schedule).Length;
+        var batches = shard.Batches(count, batchSize).ToArray();
+        int total = batches.Length * steps;
+        for (int k = 0; k < batches.Length; k++)
+        {
+            int b = batches[k];
+            int n = Math.Min(batchSize, count - b * batchSize);
+            int offset = k * steps;
+            var inner = progress is null ? null : new SyncProgress<int>(done => progress.Report((offset + done, total)));
+            Tensor images;
+            using (var result = sampler.Sample(Diffusion, Model, ImageShape(n), SamplingRun.Seeded(seed + b), Device, inner, cancellationToken))
+                images = result.Samples.detach().clone();
+            yield return new SampleBatch(b, b * batchSize, images);
         }
     }
 
@@ -158,4 +184,13 @@ public sealed class DdpmPipeline : IDisposable
         Model.Dispose();
         Diffusion.Dispose();
     }
+}
+
+/// <summary>
+/// One batch of generated images (n, C, H, W) on the CPU, owned by the receiver: batch <paramref name="Batch"/>, whose
+/// first image has the global index <paramref name="FirstIndex"/> in the unsharded output.
+/// </summary>
+public sealed record SampleBatch(int Batch, int FirstIndex, Tensor Images) : IDisposable
+{
+    public void Dispose() => Images.Dispose();
 }

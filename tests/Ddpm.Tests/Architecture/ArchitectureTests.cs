@@ -18,7 +18,7 @@ public class ArchitectureTests
     public static readonly string[][] Layers =
     [
         ["Ddpm"],                                        // DdpmException
-        ["Ddpm.IO", "Ddpm.Runtime", "Ddpm.Distributed"], // files, tensor-engine settings, SafeConv, StepRandom; MPI
+        ["Ddpm.IO", "Ddpm.Runtime", "Ddpm.Distributed"], // files, tensor-engine settings, SafeConv, StepRandom; MPI, shards
         ["Ddpm.Imaging", "Ddpm.Data"],                   // images and data sets
         ["Ddpm.Diffusion", "Ddpm.Models"],               // the math and the networks
         ["Ddpm.Sampling", "Ddpm.Configuration"],        // samplers; the names and declarations of settings

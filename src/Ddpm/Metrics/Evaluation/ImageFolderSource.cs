@@ -1,4 +1,5 @@
 using Ddpm.Data;
+using Ddpm.Distributed;
 using Ddpm.Imaging;
 using static TorchSharp.torch;
 
@@ -12,23 +13,42 @@ namespace Ddpm.Metrics.Evaluation;
 /// <para>Files are those <see cref="ImageFolderReader.ListImages"/> finds (.png, .jpg, .jpeg in every subfolder), in its
 /// order. They are decoded batch by batch, so a large folder never sits in memory at once. A batch holds consecutive
 /// images of one shape (channels, height, width): a folder may mix sizes and grey with RGB files, at the cost of
-/// smaller batches where the shape changes. Grey files stay one channel; the extractors convert as they need.</para>
+/// smaller batches where the shape changes. A batch never crosses a multiple of the batch size in the folder's order
+/// (image j goes with the images of the same j / batch size), so that a shard reading whole blocks of that size
+/// (<see cref="ImageSourceOptions.Shard"/>) reads the very batches one process reads. Grey files stay one channel; the
+/// extractors convert as they need.</para>
 /// </summary>
 public sealed class ImageFolderSource : ImageSource
 {
     private readonly IReadOnlyList<string> _files;
 
-    /// <summary>The folder's images, only the first <paramref name="maxCount"/> in order when given.</summary>
-    public ImageFolderSource(string folder, int? maxCount = null) : base(folder, ImageSourceKind.Images)
+    /// <summary>
+    /// The folder's images, only the first <paramref name="maxCount"/> in order when given, and of those only the ones
+    /// of <paramref name="shard"/> when given: the blocks b of <paramref name="blockSize"/> consecutive images with
+    /// b mod count = index.
+    /// </summary>
+    public ImageFolderSource(string folder, int? maxCount = null, Shard? shard = null, int blockSize = 1) : base(folder, ImageSourceKind.Images)
     {
+        if (blockSize < 1) throw DdpmException.ForSetting("batch_size", $"{blockSize}: must be at least 1");
         if (maxCount is < 1) throw new DdpmException($"max count {maxCount}: must be at least 1");
         var files = ImageFolderReader.ListImages(folder);
         if (files.Count == 0)
             throw new DdpmException($"no images found in {folder} (looked for .png, .jpg, .jpeg in all subfolders)");
-        _files = maxCount is int m && m < files.Count ? files.Take(m).ToList() : files;
+        var used = maxCount is int m && m < files.Count ? files.Take(m).ToList() : files;
+        Shard = shard ?? Shard.Whole;
+        _sourceCount = used.Count;
+        _indices = Enumerable.Range(0, used.Count).Where(j => Shard.Owns(j / blockSize)).ToArray();
+        _files = Shard.IsWhole ? used : _indices.Select(j => used[j]).ToList();
     }
 
-    /// <summary>The image files used, in order.</summary>
+    /// <summary>The index in the unsharded folder of each file used.</summary>
+    private readonly int[] _indices;
+
+    private readonly long _sourceCount;
+
+    public override long SourceCount => _sourceCount;
+
+    /// <summary>The image files used (this shard's), in order.</summary>
     public IReadOnlyList<string> Files => _files;
 
     public override long Count => _files.Count;
@@ -40,11 +60,12 @@ public sealed class ImageFolderSource : ImageSource
         int done = 0;
         try
         {
-            foreach (var file in _files)
+            for (int k = 0; k < _files.Count; k++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var image = ImageIO.LoadDroppingAlpha(file).DetachFromDisposeScope();
-                if (pending.Count > 0 && (pending.Count == batchSize || !pending[0].shape.SequenceEqual(image.shape)))
+                var image = ImageIO.LoadDroppingAlpha(_files[k]).DetachFromDisposeScope();
+                bool newBlock = k > 0 && _indices[k] / batchSize != _indices[k - 1] / batchSize;
+                if (pending.Count > 0 && (pending.Count == batchSize || newBlock || !pending[0].shape.SequenceEqual(image.shape)))
                 {
                     done += pending.Count;
                     yield return Stack(pending, progress, done);

@@ -1,4 +1,5 @@
 using Ddpm.Data;
+using Ddpm.Distributed;
 using Ddpm.Interop;
 using Ddpm.Pipelines;
 using Ddpm.Runs;
@@ -42,6 +43,22 @@ public sealed class ImageSourceOptions
     /// (ancestral over all T steps, x_0 clipped). The CLI passes the chosen sampler here.
     /// </summary>
     public Func<DdpmPipeline, int, long, CancellationToken, Tensor>? Generate { get; init; }
+
+    /// <summary>
+    /// Yield only this shard's images (see <see cref="Distributed.Shard"/>): of a data set (after cutting to
+    /// <see cref="Count"/>), the blocks b of <see cref="ShardBlockSize"/> consecutive images with b mod count = index;
+    /// of a checkpoint, the sample batches b (of <see cref="SampleBatchSize"/>) with b mod count = index, the images one
+    /// process draws for them. Null: all.
+    /// </summary>
+    public Shard? Shard { get; init; }
+
+    /// <summary>
+    /// Images per unit of a data set's <see cref="Shard"/>. Give the batch size the images will be read in: a data set's
+    /// batches never cross a multiple of the batch size, so each shard then reads the very batches one process reads,
+    /// and a feature extractor gives the same features to the last bit (its float32 results can depend on which
+    /// images share a batch).
+    /// </summary>
+    public int ShardBlockSize { get; init; } = 1;
 }
 
 /// <summary>
@@ -63,6 +80,12 @@ public abstract class ImageSource : IDisposable
     /// <summary>Number of images the source yields (for statistics: the count stored, 0 when unknown).</summary>
     public abstract long Count { get; }
 
+    /// <summary>The shard of the source this yields (<see cref="Distributed.Shard.Whole"/>: all of it).</summary>
+    public Shard Shard { get; protected init; } = Shard.Whole;
+
+    /// <summary>Number of images of the whole source, all shards together (<see cref="Count"/> when not sharded).</summary>
+    public virtual long SourceCount => Count;
+
     /// <summary>
     /// The images as float32 (n, C, H, W) CPU batches in [-1, 1], each owned by the caller. Reports images
     /// produced so far. Not available for <see cref="ImageSourceKind.Statistics"/>.
@@ -81,9 +104,11 @@ public abstract class ImageSource : IDisposable
         options ??= new ImageSourceOptions();
         if (string.IsNullOrWhiteSpace(path)) throw new DdpmException("image source: empty path");
         if (options.Count is < 1) throw DdpmException.ForSetting("count", $"{options.Count}: must be at least 1");
+        if (options.ShardBlockSize < 1) throw DdpmException.ForSetting("batch_size", $"{options.ShardBlockSize}: must be at least 1");
         if (path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase))
         {
             if (!File.Exists(path)) throw new DdpmException($"statistics file not found: {path}");
+            if (options.Shard is { IsWhole: false }) throw new DdpmException($"{path}: statistics cannot be split into shards");
             return new StatisticsSource(path, FeatureStatistics.LoadNpz(path));
         }
         if (IsCheckpointPath(path))
@@ -94,8 +119,8 @@ public abstract class ImageSource : IDisposable
         }
         if (!File.Exists(path) && !Directory.Exists(path)) throw new DdpmException($"not found: {path}");
         if (Directory.Exists(path) && DatasetLoader.FindIdxImages(path) is null)
-            return new ImageFolderSource(path, options.Count);
-        return new DatasetSource(path, DatasetLoader.Load(path, maxCount: options.Count));
+            return new ImageFolderSource(path, options.Count, options.Shard, options.ShardBlockSize);
+        return new DatasetSource(path, DatasetLoader.Load(path, maxCount: options.Count), options.Shard, options.ShardBlockSize);
     }
 
     /// <summary>Wraps images already in memory (N, C, H, W) in [-1, 1]; the source takes ownership of the dataset.</summary>
@@ -143,13 +168,45 @@ public sealed class StatisticsSource : ImageSource
 /// <summary>Real images from an IDX file (or any dataset in memory); owns the dataset.</summary>
 public sealed class DatasetSource : ImageSource
 {
-    public DatasetSource(string path, ImageDataset data) : base(path, ImageSourceKind.Images) => Data = data;
+    private readonly int _block;
+
+    /// <summary>
+    /// The images of <paramref name="data"/>, only those of <paramref name="shard"/> when given: the blocks b of
+    /// <paramref name="blockSize"/> consecutive images with b mod count = index.
+    /// </summary>
+    public DatasetSource(string path, ImageDataset data, Shard? shard = null, int blockSize = 1) : base(path, ImageSourceKind.Images)
+    {
+        if (blockSize < 1) throw DdpmException.ForSetting("batch_size", $"{blockSize}: must be at least 1");
+        Data = data;
+        Shard = shard ?? Shard.Whole;
+        _block = blockSize;
+    }
 
     public ImageDataset Data { get; }
-    public override long Count => Data.Count;
+    public override long Count => Shard.ImagesInBatches(Data.Count, _block);
+    public override long SourceCount => Data.Count;
 
-    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken) =>
-        TensorSource.Slices(Data.Images, batchSize, progress, cancellationToken);
+    public override IEnumerable<Tensor> Batches(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        if (Shard.IsWhole) return TensorSource.Slices(Data.Images, batchSize, progress, cancellationToken);
+        return Strided(batchSize, progress, cancellationToken);
+    }
+
+    /// <summary>This shard's blocks, each cut into batches that stay inside it (one batch when the sizes agree).</summary>
+    private IEnumerable<Tensor> Strided(int batchSize, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        CheckBatchSize(batchSize);
+        int done = 0;
+        foreach (int b in Shard.Batches(Data.Count, _block))
+        {
+            int n = Math.Min(_block, Data.Count - b * _block);
+            using var block = Data.Images.narrow(0, (long)b * _block, n);
+            int before = done;
+            var inner = progress is null ? null : new Runtime.SyncProgress<int>(k => progress.Report(before + k));
+            foreach (var batch in TensorSource.Slices(block, batchSize, inner, cancellationToken)) yield return batch;
+            done += n;
+        }
+    }
 
     public override void Dispose()
     {
@@ -202,12 +259,14 @@ public sealed class CheckpointSource : ImageSource
     public CheckpointSource(string path, ImageSourceOptions options) : base(path, ImageSourceKind.Checkpoint)
     {
         _options = options;
+        Shard = options.Shard ?? Shard.Whole;
         Pipeline = DdpmPipeline.Load(path, options.Device ?? CPU, options.UseEma, options.Model);
         _pipeline = Pipeline;
     }
 
     public DdpmPipeline Pipeline { get; }
-    public override long Count => _options.Count ?? 0;
+    public override long Count => Shard.ImagesInBatches(_options.Count ?? 0, Math.Max(1, _options.SampleBatchSize));
+    public override long SourceCount => _options.Count ?? 0;
 
     /// <summary>
     /// Generates in batches of <see cref="ImageSourceOptions.SampleBatchSize"/> (batch i seeded with seed + i, so the
@@ -220,10 +279,10 @@ public sealed class CheckpointSource : ImageSource
         int per = Math.Max(1, _options.SampleBatchSize);
         var generate = _options.Generate ?? ((p, n, seed, ct) => p.Sample(n, seed, null, n, null, ct));
         int done = 0;
-        for (int b = 0; done < total; b++)
+        foreach (int b in Shard.Batches(total, per))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int n = Math.Min(per, total - done);
+            int n = Math.Min(per, total - b * per);
             using var images = generate(Pipeline, n, _options.Seed + b, cancellationToken);
             for (int start = 0; start < n; start += batchSize)
             {
