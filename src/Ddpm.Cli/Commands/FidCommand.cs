@@ -5,7 +5,7 @@ using Ddpm.Metrics.Evaluation;
 namespace Ddpm.Cli.Commands;
 
 /// <summary><c>ddpm fid A B</c>: FID (and KID, IS) as pytorch-fid computes it, between folders, data, checkpoints or .npz statistics.</summary>
-public static class FidCommand
+public static partial class FidCommand
 {
     public static Command Create(CliContext ctx)
     {
@@ -25,6 +25,7 @@ public static class FidCommand
         sampler.AddTo(cmd, eval);
         cmd.SetAction(parse =>
         {
+            if (Ddpm.Distributed.MpiEnvironment.IsMultiProcess) return FidUnderMpi(ctx, parse, a, b, inception, eval, output, kid, isc, floor, floorData);
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
             using var sa = eval.Open(parse, parse.GetValue(a)!, device);
             using var sb = eval.Open(parse, parse.GetValue(b)!, device);
@@ -116,7 +117,10 @@ public static class StatsCommand
             var outPath = parse.GetValue(output)!;
             if (!outPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase)) throw new DdpmException($"--output {outPath}: must end in .npz");
             var parts = parse.GetValue(merge);
-            var part = ShardOption.Parse(parse, shard);
+            // Under mpirun each process takes the shard of its rank and the partial sums are added by one all-reduce.
+            var (part, comm) = parts is { Length: > 0 } ? (ShardOption.Parse(parse, shard), null) : ShardOption.ParseOrFromMpi(parse, shard);
+            using var _ = comm;
+            var say = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
             if (parts is { Length: > 0 })
             {
                 if (parse.GetValue(source) is string s) throw new DdpmException($"--merge takes the shards' parts only; {s} is a SOURCE: give one or the other");
@@ -130,21 +134,30 @@ public static class StatsCommand
                 return 0;
             }
             var sourcePath = parse.GetValue(source) ?? throw new DdpmException("stats: give a SOURCE (image folder, IDX file or checkpoint), or --merge PART.npz...");
-            var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
+            var device = comm is null ? CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads)) : MpiSetup(parse, eval, comm);
             using var extractor = parse.GetValue(classifier) is string c ? ClassifierChoice.Open(c, device) : inception.Open(parse, device, logits: false);
             using var src = eval.Open(parse, sourcePath, device, part);
             if (src.Kind == ImageSourceKind.Statistics) throw new DdpmException($"{src.Path}: already statistics");
-            var token = ctx.CancelOnCtrlC();
+            var token = say.CancelOnCtrlC();
             if (part is not null)
             {
                 var sums = src.Count == 0
                     ? FeatureSums.Empty(extractor.FeatureDims, extractor.Name, part, src.SourceCount)
-                    : ProgressView.RunStages(ctx, parse.GetValue(eval.NoProgress), p =>
+                    : ProgressView.RunStages(say, parse.GetValue(eval.NoProgress) || comm is not null, p =>
                     {
                         using var f = FeatureCollector.Collect(extractor, src, parse.GetValue(eval.Batch),
                             new Runtime.SyncProgress<int>(done => p.Report(("features", done, src.Count))), token);
                         return FeatureSums.FromFeatures(f.Features, extractor.Name, part, src.SourceCount);
                     });
+                if (comm is not null)
+                {
+                    var whole = sums.AllReduce(comm).ToStatistics();
+                    if (comm.Rank == 0) WriteNpz(outPath, whole.SaveNpz);
+                    comm.Barrier();
+                    say.Out.WriteLine($"{extractor.Name}: statistics of {whole.Count} images from {comm.Size} processes, {whole.Dim} dims");
+                    say.Out.WriteLine($"wrote {outPath}");
+                    return 0;
+                }
                 WriteNpz(outPath, sums.SaveNpz);
                 ctx.Out.WriteLine($"{extractor.Name}: shard {part}: partial sums of {sums.Count} of {src.SourceCount} images, {sums.Dim} dims (merge every shard's part with --merge)");
                 ctx.Out.WriteLine($"wrote {outPath}");
@@ -163,6 +176,11 @@ public static class StatsCommand
         });
         return cmd;
     }
+
+    /// <summary>The device and threads of one process of an MPI job: cuda:LOCAL_RANK for cuda or auto with CUDA, the cores shared.</summary>
+    internal static TorchSharp.torch.Device MpiSetup(System.CommandLine.ParseResult parse, EvaluationOptions eval, Ddpm.Distributed.ICommunicator comm) =>
+        CommonOptions.Setup(Ddpm.Runtime.DeviceSpec.Parse(parse.GetValue(eval.Device)).ForLocalRank(comm.LocalRank, TorchSharp.torch.cuda.is_available()).ToString(),
+            Ddpm.Distributed.MpiEnvironment.ThreadsPerProcess(parse.GetValue(eval.Threads)));
 
     private static void WriteNpz(string path, Action<string> save)
     {

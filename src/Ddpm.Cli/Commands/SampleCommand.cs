@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddpm.Distributed;
+using Ddpm.Runtime;
 using Ddpm.Imaging;
 using Ddpm.Pipelines;
 using Ddpm.Sampling;
@@ -39,16 +40,20 @@ public static class SampleCommand
             // Everything the user gave is checked before the header line and before the checkpoint is loaded.
             DdpmPipeline.CheckSampleCounts(n, parse.GetValue(batch));
             bool grid = IsGridPath(outPath);
-            var part = ShardOption.Parse(parse, shard);
+            // Under mpirun each process generates the shard of its rank; rank 0 alone prints.
+            var (part, comm) = ShardOption.ParseOrFromMpi(parse, shard);
+            using var _ = comm;
+            var view = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
             if (grid && part is not null)
-                throw new DdpmException($"--shard with --output {outPath}: a grid cannot be split; give a folder, where each shard writes its images under their global numbers");
-            var dev = CommonOptions.Setup(parse.GetValue(device)!, parse.GetValue(threads));
+                throw new DdpmException($"{(comm is null ? "--shard" : "mpirun")} with --output {outPath}: a grid cannot be split; give a folder, where each shard writes its images under their global numbers");
+            var dev = CommonOptions.Setup(comm is null ? parse.GetValue(device)! : DeviceSpec.Parse(parse.GetValue(device)).ForLocalRank(comm.LocalRank, TorchSharp.torch.cuda.is_available()).ToString(),
+                comm is null ? parse.GetValue(threads) : MpiEnvironment.ThreadsPerProcess(parse.GetValue(threads)));
             using var pipe = DdpmPipeline.Load(parse.GetValue(checkpoint)!, dev, useEma: !parse.GetValue(noEma));
             string description = SamplerCliOptions.Describe(chosen, pipe.Diffusion.Schedule); // checks the settings before any work
             int batchSize = parse.GetValue(batch);
             string which = part is null ? $"{n} images" : $"shard {part}: {part.ImagesInBatches(n, batchSize)} of {n} images";
-            ctx.Out.WriteLine($"checkpoint {pipe.CheckpointDir} (step {pipe.Step}), {which}, {description}, device {dev}");
-            var token = ctx.CancelOnCtrlC();
+            view.Out.WriteLine($"checkpoint {pipe.CheckpointDir} (step {pipe.Step}), {which}{(comm is null ? "" : $" on each of {comm.Size} processes")}, {description}, device {dev}");
+            var token = view.CancelOnCtrlC();
             if (grid)
             {
                 TorchSharp.torch.Tensor? images = null;
@@ -62,7 +67,7 @@ public static class SampleCommand
             // A folder is written batch by batch, each image under its global number (a shard's part of the same names).
             Directory.CreateDirectory(outPath);
             int written = 0;
-            ProgressView.RunSampling(ctx, parse.GetValue(noProgress), "sampling", progress =>
+            ProgressView.RunSampling(view, parse.GetValue(noProgress) || comm is not null, "sampling", progress =>
             {
                 foreach (var b in pipe.SampleBatches(n, parse.GetValue(seed), part ?? Shard.Whole, chosen, batchSize, progress, token))
                     using (b)
@@ -71,6 +76,13 @@ public static class SampleCommand
                         written += (int)b.Images.shape[0];
                     }
             });
+            if (comm is not null)
+            {
+                var total = new double[] { written };
+                comm.AllReduceSum(total); // and so every process has finished writing
+                view.Out.WriteLine($"{comm.Size} processes wrote {total[0]} of {n} images to {outPath}");
+                return 0;
+            }
             ctx.Out.WriteLine(part is null ? $"wrote {n} images to {outPath}" : $"shard {part}: wrote {written} of {n} images to {outPath}");
             return 0;
         });

@@ -8,6 +8,19 @@ public static class ShardOption
 {
     public static Option<string?> Create(string description) => new("--shard") { Description = description, HelpName = "INDEX/COUNT" };
 
+    /// <summary>
+    /// The shard of this process: the one --shard gives (an array task, no MPI), or under mpirun or srun the shard of its
+    /// rank, with the job's communicator (null otherwise). --shard under MPI is refused: the ranks would all do the same shard.
+    /// </summary>
+    public static (Shard? Shard, ICommunicator? Communicator) ParseOrFromMpi(ParseResult parse, Option<string?> option)
+    {
+        var given = Parse(parse, option);
+        if (!MpiEnvironment.IsMultiProcess) return (given, null);
+        if (given is not null) throw new DdpmException($"--shard {given} under mpirun: each process already takes the shard of its rank; run without --shard");
+        var comm = MpiEnvironment.CommunicatorOrNull()!;
+        return (new Shard(comm.Rank, comm.Size), comm);
+    }
+
     /// <summary>The shard given, or null when the option is absent; a malformed value is a one-line error naming --shard.</summary>
     public static Shard? Parse(ParseResult parse, Option<string?> option) =>
         parse.GetValue(option) is string text ? Shard.Parse(text) : null;

@@ -81,6 +81,29 @@ public sealed class FeatureSums
         return new FeatureSums(extractor, shard, sourceCount, features.shape[0], s.data<double>().ToArray(), m);
     }
 
+    /// <summary>
+    /// The sums of every process of an MPI job, each holding its own shard's (shard = rank of size): one all-reduce of
+    /// n, the sum and the outer products in float64. Every process gets the whole source's sums (shard
+    /// <see cref="Shard.Whole"/>); with two processes the additions are those of <see cref="Merge"/>, bit for bit.
+    /// </summary>
+    public FeatureSums AllReduce(ICommunicator communicator)
+    {
+        ArgumentNullException.ThrowIfNull(communicator);
+        int d = Dim;
+        var buffer = new double[1 + d + d * d];
+        buffer[0] = Count;
+        Array.Copy(Sum, 0, buffer, 1, d);
+        Buffer.BlockCopy(SumOuter, 0, buffer, (1 + d) * sizeof(double), d * d * sizeof(double));
+        communicator.AllReduceSum(buffer);
+        var sum = new double[d];
+        var outer = new double[d, d];
+        Array.Copy(buffer, 1, sum, 0, d);
+        Buffer.BlockCopy(buffer, (1 + d) * sizeof(double), outer, 0, d * d * sizeof(double));
+        if (buffer[0] != SourceCount)
+            throw new DdpmException($"{Extractor}: the {communicator.Size} processes summed {buffer[0]} of the source's {SourceCount} images (each must take the shard of its rank)");
+        return new FeatureSums(Extractor, Shard.Whole, SourceCount, buffer[0], sum, outer);
+    }
+
     /// <summary>Sums of no features (a shard that owns no image).</summary>
     public static FeatureSums Empty(int dims, string extractor, Shard shard, long sourceCount) =>
         new(extractor, shard, sourceCount, 0, new double[dims], new double[dims, dims]);

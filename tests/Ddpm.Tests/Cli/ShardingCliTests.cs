@@ -186,7 +186,7 @@ public class ShardingCliTests : IClassFixture<TinyRun>
         Refused("different extractors", "stats", "--merge", parts[0], parts[1], other, "-o", outNpz);
         new FeatureSums(p.Extractor, p.Shard, p.SourceCount, p.Count, p.Sum[..^1], new double[p.Dim - 1, p.Dim - 1]).SaveNpz(other);
         Refused("different dimensions", "stats", "--merge", parts[0], parts[1], other, "-o", outNpz);
-        new FeatureSums(p.Extractor, new Distributed.Shard(2, 4), p.SourceCount, p.Count, p.Sum, p.SumOuter).SaveNpz(other);
+        new FeatureSums(p.Extractor, new global::Ddpm.Distributed.Shard(2, 4), p.SourceCount, p.Count, p.Sum, p.SumOuter).SaveNpz(other);
         Refused("different jobs", "stats", "--merge", parts[0], parts[1], other, "-o", outNpz);
         Refused("not the partial sums", "stats", "--merge", parts[0], whole, "-o", outNpz);
         Refused("--merge and --shard", "stats", "--merge", parts[0], "--shard", "0/3", "-o", outNpz);

@@ -1,0 +1,61 @@
+using Ddpm.Metrics;
+
+namespace Ddpm.Tests.Distributed;
+
+/// <summary><c>ddpm sample</c> and <c>ddpm stats</c> under <c>mpirun -n 2</c> against one process.</summary>
+public class ShardedMpiTests
+{
+    private static string TinyRun(string dir)
+    {
+        var (_, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 16, steps: 2);
+        var run = Path.Combine(dir, "run");
+        var (code, output, err) = TestUtil.Cli("train", "--config", cfg, "-o", run, "--no-progress", "--threads", "1", "--device", "cpu");
+        Assert.True(code == 0, err + output);
+        return run;
+    }
+
+    /// <summary>Each process generates the batches of its rank; together the same files, byte for byte, as one process.</summary>
+    [MpiFact]
+    public void TwoProcessesSampleTheImagesOneProcessSamples()
+    {
+        var dir = TestUtil.TempDir();
+        var run = TinyRun(dir);
+        string[] args = ["sample", "-c", run, "-n", "7", "--batch-size", "2", "--sampler", "ddim", "--sample-steps", "2", "--no-progress", "--device", "cpu"];
+        var (code, output, err) = TestUtil.Cli([.. args, "-o", Path.Combine(dir, "one"), "--threads", "1"]);
+        Assert.True(code == 0, err + output);
+        var (mpiCode, mpiOutput) = MpiRun.Cli(2, [.. args, "-o", Path.Combine(dir, "two")]);
+        Assert.True(mpiCode == 0, mpiOutput);
+        Assert.Contains("2 processes wrote 7 of 7 images", mpiOutput);
+        var one = Directory.GetFiles(Path.Combine(dir, "one")).Select(Path.GetFileName).Order().ToArray();
+        Assert.Equal(one, Directory.GetFiles(Path.Combine(dir, "two")).Select(Path.GetFileName).Order().ToArray());
+        foreach (var f in one) Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "one", f!)), File.ReadAllBytes(Path.Combine(dir, "two", f!)));
+
+        (mpiCode, mpiOutput) = MpiRun.Cli(2, [.. args, "-o", Path.Combine(dir, "grid.png")]);
+        Assert.NotEqual(0, mpiCode);
+        Assert.Contains("a grid cannot be split", mpiOutput);
+    }
+
+    /// <summary>Statistics summed by one all-reduce equal one process's, to float64 rounding (the merge sums outer products, one process takes the covariance of centred features).</summary>
+    [MpiFact]
+    public void TwoProcessesComputeTheStatisticsOneProcessComputes()
+    {
+        var dir = TestUtil.TempDir();
+        var data = Path.Combine(dir, "digits.idx");
+        // 28x28 grey images for the MNIST classifier's features.
+        using (var tiny = TestUtil.TinyData(count: 40, channels: 1, size: 28)) Ddpm.Data.Idx.WriteImages(data, tiny.Images, gzip: false);
+        string[] args = ["stats", data, "--classifier", "mnist", "--batch-size", "8", "--no-progress", "--device", "cpu"];
+        var (code, output, err) = TestUtil.Cli([.. args, "-o", Path.Combine(dir, "one.npz"), "--threads", "1"]);
+        Assert.True(code == 0, err + output);
+        var (mpiCode, mpiOutput) = MpiRun.Cli(2, [.. args, "-o", Path.Combine(dir, "two.npz")]);
+        Assert.True(mpiCode == 0, mpiOutput);
+        Assert.Contains("statistics of 40 images from 2 processes", mpiOutput);
+        var one = FeatureStatistics.LoadNpz(Path.Combine(dir, "one.npz"));
+        var two = FeatureStatistics.LoadNpz(Path.Combine(dir, "two.npz"));
+        double muScale = one.Mu.Max(Math.Abs), sigmaScale = one.Sigma.Cast<double>().Max(Math.Abs);
+        for (int i = 0; i < one.Dim; i++)
+        {
+            Assert.True(Math.Abs(one.Mu[i] - two.Mu[i]) <= 1e-12 * muScale, $"mu[{i}]");
+            for (int j = 0; j < one.Dim; j++) Assert.True(Math.Abs(one.Sigma[i, j] - two.Sigma[i, j]) <= 1e-12 * sigmaScale, $"sigma[{i},{j}]");
+        }
+    }
+}
