@@ -4,6 +4,8 @@ using Ddpm.Bench;
 // Benchmarks of the default preset: training throughput against the machine's matmul rate and the PyTorch peer,
 // sampling speed, memory over many steps, the offline classifier's feature extraction, and optionally FID Inception
 // feature extraction. Usage: dotnet run --project bench/Ddpm.Bench -c Release -- --help
+// Under mpirun: the per-step all-reduce of data-parallel training, alone (bench/mpi-throughput.sh runs it).
+if (Ddpm.Distributed.MpiEnvironment.IsMultiProcess) return AllReduceBenchmark.Run(Console.Out);
 var (options, code) = BenchCommand.Parse(args, Console.Out, Console.Error);
 if (options is null) return code;
 try

@@ -44,9 +44,10 @@ public static class CliApp
             err.WriteLine($"error: {parsed.Errors[0].Message} (see --help)");
             return 2;
         }
+        int code = 3;
         try
         {
-            return parsed.Invoke(new InvocationConfiguration
+            return code = parsed.Invoke(new InvocationConfiguration
             {
                 EnableDefaultExceptionHandler = false,
                 ProcessTerminationTimeout = null,
@@ -57,20 +58,27 @@ public static class CliApp
         catch (Exception e)
         {
             var inner = e is AggregateException { InnerException: not null } a ? a.InnerException! : e;
+            string rank = MpiSession.RankPrefix;
             if (inner is DdpmException ddpm)
-                err.WriteLine($"error: {OneLine(ddpm.MessageWithSetting(SettingOptions.Flag))}");
+                err.WriteLine($"error: {rank}{OneLine(ddpm.MessageWithSetting(SettingOptions.Flag))}");
             else if (inner is IOException or UnauthorizedAccessException)
-                err.WriteLine($"error: {OneLine(inner.Message)}");
+                err.WriteLine($"error: {rank}{OneLine(inner.Message)}");
             else if (inner is OperationCanceledException)
             {
-                err.WriteLine("interrupted");
-                return ctx.InterruptedExitCode;
+                err.WriteLine($"{rank}interrupted");
+                return code = ctx.InterruptedExitCode;
             }
             else
-                err.WriteLine($"error: {inner.GetType().Name}: {OneLine(inner.Message)}");
+                err.WriteLine($"error: {rank}{inner.GetType().Name}: {OneLine(inner.Message)}");
             if (verbose) err.WriteLine(inner.ToString());
+            err.Flush();
             // A file-system failure (full disk, no permission) is the user's environment, not a bug: exit 1 like other user errors.
-            return inner is DdpmException or OperationCanceledException or IOException or UnauthorizedAccessException ? 1 : 3;
+            return code = inner is DdpmException or OperationCanceledException or IOException or UnauthorizedAccessException ? 1 : 3;
+        }
+        finally
+        {
+            // Under MPI: finalize after success; after a failure abort the job, so no other process waits for this one.
+            MpiSession.End(failed: code != 0 && code != ctx.InterruptedExitCode);
         }
     }
 

@@ -19,7 +19,7 @@ public static partial class FidCommand
     {
         foreach (var (given, name) in new[] { (parse.GetValue(kid), "--kid"), (parse.GetValue(isc), "--isc"), (parse.GetValue(floor) || parse.GetValue(floorData) is not null, "--floor") })
             if (given) throw new DdpmException($"{name} under mpirun: KID, IS and the floor need every feature in one process; compute them without mpirun");
-        using var comm = MpiEnvironment.CommunicatorOrNull()!;
+        var comm = MpiSession.Communicator!;
         var say = comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
         var device = StatsCommand.MpiSetup(parse, eval, comm);
         var shard = new Shard(comm.Rank, comm.Size);

@@ -119,7 +119,6 @@ public static class StatsCommand
             var parts = parse.GetValue(merge);
             // Under mpirun each process takes the shard of its rank and the partial sums are added by one all-reduce.
             var (part, comm) = parts is { Length: > 0 } ? (ShardOption.Parse(parse, shard), null) : ShardOption.ParseOrFromMpi(parse, shard);
-            using var _ = comm;
             var say = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
             if (parts is { Length: > 0 })
             {

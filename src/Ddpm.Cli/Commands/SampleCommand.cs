@@ -42,7 +42,6 @@ public static class SampleCommand
             bool grid = IsGridPath(outPath);
             // Under mpirun each process generates the shard of its rank; rank 0 alone prints.
             var (part, comm) = ShardOption.ParseOrFromMpi(parse, shard);
-            using var _ = comm;
             var view = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
             if (grid && part is not null)
                 throw new DdpmException($"{(comm is null ? "--shard" : "mpirun")} with --output {outPath}: a grid cannot be split; give a folder, where each shard writes its images under their global numbers");

@@ -17,7 +17,7 @@ public static class ShardOption
         var given = Parse(parse, option);
         if (!MpiEnvironment.IsMultiProcess) return (given, null);
         if (given is not null) throw new DdpmException($"--shard {given} under mpirun: each process already takes the shard of its rank; run without --shard");
-        var comm = MpiEnvironment.CommunicatorOrNull()!;
+        var comm = MpiSession.Communicator!;
         return (new Shard(comm.Rank, comm.Size), comm);
     }
 

@@ -34,7 +34,7 @@ public static class TrainCommand
         cmd.SetAction(parse =>
         {
             // Under mpirun or srun: one of several data-parallel processes; rank 0 alone prints and writes.
-            using var comm = MpiEnvironment.CommunicatorOrNull();
+            var comm = MpiSession.Communicator;
             var view = comm is null || comm.Rank == 0 ? ctx : new CliContext(TextWriter.Null, ctx.Err);
             int Threads(int given) => comm is null ? given : MpiEnvironment.ThreadsPerProcess(given);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
