@@ -27,6 +27,23 @@ internal static class MpiSession
         }
     }
 
+    /// <summary>Tests: run the next commands as a process of the job <paramref name="communicator"/> stands for (in process).</summary>
+    internal static IDisposable Use(ICommunicator communicator)
+    {
+        _communicator = communicator;
+        _opened = true;
+        return new Reset();
+    }
+
+    private sealed class Reset : IDisposable
+    {
+        public void Dispose()
+        {
+            _communicator = null;
+            _opened = false;
+        }
+    }
+
     /// <summary>"rank R of N: " in a multi-process job, for error messages; empty otherwise.</summary>
     public static string RankPrefix => _communicator is { } c ? $"rank {c.Rank} of {c.Size}: " : "";
 
@@ -34,10 +51,10 @@ internal static class MpiSession
     public static void End(bool failed)
     {
         var c = _communicator;
+        if (c is null || c is not MpiCommunicator) return; // none, or one a test gave (Use): it stays until disposed
         _communicator = null;
         _opened = false;
-        if (c is null) return;
         if (failed && c is MpiCommunicator mpi) mpi.Abort(1);
-        c.Dispose();
+        if (c is MpiCommunicator) c.Dispose(); // a communicator given by Use stays its owner's
     }
 }

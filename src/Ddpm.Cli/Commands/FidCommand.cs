@@ -25,7 +25,7 @@ public static partial class FidCommand
         sampler.AddTo(cmd, eval);
         cmd.SetAction(parse =>
         {
-            if (Ddpm.Distributed.MpiEnvironment.IsMultiProcess) return FidUnderMpi(ctx, parse, a, b, inception, eval, output, kid, isc, floor, floorData);
+            if (MpiSession.Communicator is not null) return FidUnderMpi(ctx, parse, a, b, inception, eval, output, kid, isc, floor, floorData);
             var device = CommonOptions.Setup(parse.GetValue(eval.Device)!, parse.GetValue(eval.Threads));
             using var sa = eval.Open(parse, parse.GetValue(a)!, device);
             using var sb = eval.Open(parse, parse.GetValue(b)!, device);

@@ -15,9 +15,8 @@ public static class ShardOption
     public static (Shard? Shard, ICommunicator? Communicator) ParseOrFromMpi(ParseResult parse, Option<string?> option)
     {
         var given = Parse(parse, option);
-        if (!MpiEnvironment.IsMultiProcess) return (given, null);
+        if (MpiSession.Communicator is not ICommunicator comm) return (given, null);
         if (given is not null) throw new DdpmException($"--shard {given} under mpirun: each process already takes the shard of its rank; run without --shard");
-        var comm = MpiSession.Communicator!;
         return (new Shard(comm.Rank, comm.Size), comm);
     }
 

@@ -48,16 +48,4 @@ public static class CommunicatorExtensions
         if (flag[0] > 0)
             throw new DdpmException($"{what}: {flag[0]:0} of {communicator.Size} processes failed (rank {communicator.Rank} stops too; see their messages)");
     }
-
-    /// <summary>A string (e.g. a path or a configuration) from rank <paramref name="root"/>, on every process.</summary>
-    public static string BroadcastText(this ICommunicator communicator, string? text, int root = 0)
-    {
-        ArgumentNullException.ThrowIfNull(communicator);
-        var bytes = communicator.Rank == root ? System.Text.Encoding.UTF8.GetBytes(text ?? "") : [];
-        var length = BitConverter.GetBytes(bytes.Length);
-        communicator.Broadcast(length, root);
-        if (communicator.Rank != root) bytes = new byte[BitConverter.ToInt32(length)];
-        communicator.Broadcast(bytes, root);
-        return System.Text.Encoding.UTF8.GetString(bytes);
-    }
 }

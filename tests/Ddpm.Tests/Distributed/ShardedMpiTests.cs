@@ -35,6 +35,31 @@ public class ShardedMpiTests
         Assert.Contains("a grid cannot be split", mpiOutput);
     }
 
+    /// <summary>FID with each side's statistics merged from two processes equals one process's (random Inception weights; see JobCliTests for the tolerance).</summary>
+    [MpiFact]
+    public void TwoProcessesComputeTheFidOneProcessComputes()
+    {
+        var dir = TestUtil.TempDir();
+        var weights = Path.Combine(dir, "inception.safetensors");
+        using (var net = Ddpm.Tests.Metrics.Inception.InceptionTestNet.Create()) TorchSharp.PyBridge.PyBridgeModuleExtensions.save_safetensors(net, weights);
+        string Idx(string name, long seed)
+        {
+            var path = Path.Combine(dir, name + "-images-idx3-ubyte");
+            using var data = TestUtil.TinyData(count: 7, size: 8, seed: seed);
+            Ddpm.Data.Idx.WriteImages(path, data.Images, gzip: false);
+            return path;
+        }
+        string[] args = ["fid", Idx("x", 5), Idx("y", 6), "--inception-weights", weights, "--dims", "64", "--batch-size", "3", "--no-progress", "--device", "cpu"];
+        var (code, output, err) = TestUtil.Cli([.. args, "-o", Path.Combine(dir, "one.json"), "--threads", "1"]);
+        Assert.True(code == 0, err + output);
+        var (mpiCode, mpiOutput) = MpiRun.Cli(2, [.. args, "-o", Path.Combine(dir, "two.json")]);
+        Assert.True(mpiCode == 0, mpiOutput);
+        Assert.Contains("statistics merged from 2 processes", mpiOutput);
+        double Distance(string f) => System.Text.Json.JsonDocument.Parse(File.ReadAllText(f)).RootElement.GetProperty("distance").GetDouble();
+        double one = Distance(Path.Combine(dir, "one.json"));
+        Assert.Equal(one, Distance(Path.Combine(dir, "two.json")), 1e-6 * one);
+    }
+
     /// <summary>Statistics summed by one all-reduce equal one process's, to float64 rounding (the merge sums outer products, one process takes the covariance of centred features).</summary>
     [MpiFact]
     public void TwoProcessesComputeTheStatisticsOneProcessComputes()
