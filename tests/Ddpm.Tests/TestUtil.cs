@@ -84,6 +84,19 @@ public static class TestUtil
         }
     }
 
+    /// <summary>
+    /// The CLI as its own project built it, for tests that run it as another process: not the copy beside the tests,
+    /// which coverage instruments, because such a process writing its coverage hits wipes the test process's own (the
+    /// run's coverage figures would be wrong). The copy beside the tests only when the CLI's own build is missing.
+    /// </summary>
+    public static string CliDll()
+    {
+        var testDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string configuration = testDir.Parent!.Name, framework = testDir.Name;
+        var own = Path.Combine(RepoRoot(), "src", "Ddpm.Cli", "bin", configuration, framework, "Ddpm.Cli.dll");
+        return File.Exists(own) ? own : Path.Combine(AppContext.BaseDirectory, "Ddpm.Cli.dll");
+    }
+
     /// <summary>A fresh folder under <see cref="TempRoot"/> (removed with it at exit).</summary>
     public static string TempDir()
     {

@@ -17,7 +17,7 @@ public class SignalTests
         var dir = TestUtil.TempDir();
         var (_, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 24, steps: 1_000_000);
         var run = Path.Combine(dir, "run");
-        var cli = Path.Combine(AppContext.BaseDirectory, "Ddpm.Cli.dll");
+        var cli = TestUtil.CliDll();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { cli, "train", "--config", cfg, "--run-dir", run, "--no-progress" }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

@@ -14,23 +14,11 @@ internal static class MpiRun
     /// <summary>Runs <c>mpirun -n N dotnet Ddpm.Cli.dll ARGS</c>; returns the exit code and the output of every process.</summary>
     public static (int Code, string Output) Cli(int processes, params string[] args)
     {
-        var cli = CliDll();
+        var cli = TestUtil.CliDll();
         // Open MPI: allowed as root (CI containers), more processes than cores, no binding to cores, and waiting
         // processes yield the CPU (rank 0 evaluates and writes while the others wait in the next all-reduce).
         var launcher = IsOpenMpi.Value ? new[] { "--oversubscribe", "--bind-to", "none" } : [];
         return Run(Path!, ["-n", processes.ToString(System.Globalization.CultureInfo.InvariantCulture), .. launcher, "dotnet", cli, .. args], 600);
-    }
-
-    /// <summary>
-    /// The CLI as its own project built it, not the copy beside the tests: coverage instruments that copy, and processes
-    /// of it writing their hits would overwrite the test process's own (the run's coverage figures would be wrong).
-    /// </summary>
-    private static string CliDll()
-    {
-        var testDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
-        string configuration = testDir.Parent!.Name, framework = testDir.Name;
-        var own = System.IO.Path.Combine(TestUtil.RepoRoot(), "src", "Ddpm.Cli", "bin", configuration, framework, "Ddpm.Cli.dll");
-        return File.Exists(own) ? own : typeof(Ddpm.Cli.CliApp).Assembly.Location;
     }
 
     private static (int Code, string Output) Run(string file, string[] args, int timeoutSeconds)
