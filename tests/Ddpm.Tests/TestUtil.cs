@@ -97,6 +97,18 @@ public static class TestUtil
         return File.Exists(own) ? own : Path.Combine(AppContext.BaseDirectory, "Ddpm.Cli.dll");
     }
 
+    /// <summary>
+    /// <paramref name="count"/> random grey images (<see cref="TinyData"/>, seeded) of <paramref name="size"/> pixels as a
+    /// raw IDX file NAME-images-idx3-ubyte in <paramref name="dir"/>; returns its path.
+    /// </summary>
+    public static string WriteIdx(string dir, string name, int count, long seed, int size = 8)
+    {
+        using var data = TinyData(count: count, size: size, seed: seed);
+        var path = Path.Combine(dir, name + "-images-idx3-ubyte");
+        Idx.WriteImages(path, data.Images, gzip: false);
+        return path;
+    }
+
     /// <summary>A fresh folder under <see cref="TempRoot"/> (removed with it at exit).</summary>
     public static string TempDir()
     {

@@ -54,13 +54,17 @@ public sealed class MpiCommunicator : ICommunicator
         throw new DdpmException($"the job was launched by MPI but no MPI library loads (tried {string.Join(", ", names)}): install Open MPI or MPICH, or name the library in DDPM_MPI_LIBRARY");
     }
 
-    public void AllReduceSum(float[] buffer) => WithPinned(buffer, send => WithPinned(new float[buffer.Length], recv =>
+    // The receive buffers, kept between calls: training reduces the same length every step (143 MB for ho-cifar10).
+    private float[] _floatReceive = [];
+    private double[] _doubleReceive = [];
+
+    public void AllReduceSum(float[] buffer) => WithPinned(buffer, send => WithPinned(Reuse(ref _floatReceive, buffer.Length), recv =>
     {
         Check(_api.Allreduce(send, recv, buffer.Length, _api.Float, _api.Sum, _api.CommWorld), "MPI_Allreduce");
         Marshal.Copy(recv, buffer, 0, buffer.Length);
     }));
 
-    public void AllReduceSum(double[] buffer) => WithPinned(buffer, send => WithPinned(new double[buffer.Length], recv =>
+    public void AllReduceSum(double[] buffer) => WithPinned(buffer, send => WithPinned(Reuse(ref _doubleReceive, buffer.Length), recv =>
     {
         Check(_api.Allreduce(send, recv, buffer.Length, _api.Double, _api.Sum, _api.CommWorld), "MPI_Allreduce");
         Marshal.Copy(recv, buffer, 0, buffer.Length);
@@ -83,6 +87,8 @@ public sealed class MpiCommunicator : ICommunicator
         _finalized = true;
         _api.Finalize();
     }
+
+    private static T[] Reuse<T>(ref T[] kept, int length) => kept.Length == length ? kept : kept = new T[length];
 
     private static void WithPinned(Array array, Action<nint> use)
     {

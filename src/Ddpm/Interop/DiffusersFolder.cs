@@ -59,9 +59,8 @@ public static class DiffusersFolder
         var diffusion = DiffusersScheduler.FromJson(ReadObject(schedulerFile), schedulerFile);
 
         var weights = WeightsFile(unetDir);
-        var tensors = TensorFiles.Read(weights);
         int levels = model.Levels;
-        return new PretrainedModel(PretrainedFormat.Diffusers, dir, weights, model, diffusion, tensors,
+        return new PretrainedModel(PretrainedFormat.Diffusers, dir, weights, model, diffusion, () => TensorFiles.Read(weights),
             key => [DiffusersNames.ToDiffusers(key, levels), DiffusersNames.ToOlderDiffusers(key, levels)]);
     }
 

@@ -26,7 +26,8 @@ public static partial class OriginalCheckpoint
         try
         {
             model = model?.Clone() ?? Infer(tensors.ToDictionary(kv => kv.Key, kv => kv.Value.shape), file);
-            return new PretrainedModel(PretrainedFormat.Original, file, file, model, DiffusionSettings.Ho2020, tensors, key => [key]);
+            // The layout was read from these very tensors: they are handed over, not read again.
+            return new PretrainedModel(PretrainedFormat.Original, file, file, model, DiffusionSettings.Ho2020, () => tensors, key => [key]);
         }
         catch
         {

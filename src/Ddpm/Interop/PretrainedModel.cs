@@ -37,25 +37,27 @@ public sealed class PretrainedModel : IDisposable
     /// <summary>Optimizer steps the run had done (format Run); 0 otherwise, as other formats do not record it.</summary>
     public long Step { get; }
 
-    private readonly Dictionary<string, Tensor> _tensors;
+    // The tensors are read when first needed (CreateNetwork, LoadInto), so reading a model's settings costs no weights.
+    private Dictionary<string, Tensor>? _tensors;
+    private readonly Func<Dictionary<string, Tensor>> _read;
     private readonly Func<string, IEnumerable<string>> _namesInFile;
 
     internal PretrainedModel(PretrainedFormat format, string source, string weightsFile, UNetConfig model, DiffusionSettings diffusion,
-        Dictionary<string, Tensor> tensors, Func<string, IEnumerable<string>> namesInFile, TrainConfig? runConfig = null, long step = 0)
+        Func<Dictionary<string, Tensor>> read, Func<string, IEnumerable<string>> namesInFile, TrainConfig? runConfig = null, long step = 0)
     {
         Format = format;
         Source = source;
         WeightsFile = weightsFile;
         Model = model;
         Diffusion = diffusion;
-        _tensors = tensors;
+        _read = read;
         _namesInFile = namesInFile;
         RunConfig = runConfig;
         Step = step;
         int expected = GaussianDiffusion.ModelOutputChannels(diffusion.Variance, model.InChannels);
         if (model.EffectiveOutChannels != expected)
         {
-            foreach (var t in tensors.Values) t.Dispose();
+            Dispose();
             throw new DdpmException($"{source}: the network outputs {model.EffectiveOutChannels} channels for {model.InChannels}-channel images, but variance "
                 + $"{SettingNames.Variance.Name(diffusion.Variance)} needs {expected} ({(expected == model.InChannels ? "a learned variance needs twice as many" : "the variance is learned")})");
         }
@@ -104,7 +106,7 @@ public sealed class PretrainedModel : IDisposable
             : Path.Combine(dir, useEma ? CheckpointStore.EmaFile : CheckpointStore.ModelFile);
         if (!File.Exists(weights)) throw new DdpmException($"weights file not found: {weights}");
         return new PretrainedModel(PretrainedFormat.Run, dir, weights, unet.Clone(), DiffusionSettings.Of(state.Config),
-            TensorFiles.Read(weights), key => [key], state.Config.Clone(), state.Step);
+            () => TensorFiles.Read(weights), key => [key], state.Config.Clone(), state.Step);
     }
 
     /// <summary>
@@ -141,17 +143,24 @@ public sealed class PretrainedModel : IDisposable
         }
     }
 
-    private void LoadInto(UNet net)
+    /// <summary>
+    /// Copies these weights into <paramref name="net"/>, a network of <see cref="Model"/>'s layout: every tensor of the
+    /// network must be found in the file with its shape and every tensor of the file must be used, else a one-line
+    /// error names the first few that differ and nothing is changed.
+    /// </summary>
+    public void LoadInto(nn.Module net)
     {
+        ArgumentNullException.ThrowIfNull(net);
+        var tensors = _tensors ??= _read();
         var used = new HashSet<string>();
         var problems = new List<string>();
         var pairs = new List<(Tensor Target, Tensor Source)>();
         foreach (var (key, target) in net.state_dict())
         {
-            string? name = _namesInFile(key).FirstOrDefault(_tensors.ContainsKey);
+            string? name = _namesInFile(key).FirstOrDefault(tensors.ContainsKey);
             if (name is null) { problems.Add($"{_namesInFile(key).First()} {Shape(target.shape)} missing"); continue; }
             used.Add(name);
-            var source = _tensors[name];
+            var source = tensors[name];
             // A linear layer's (C, C) weight is a 1x1 convolution's (C, C, 1, 1).
             bool linearForConv = source.dim() == 2 && target.dim() == 4 && target.shape[2] == 1 && target.shape[3] == 1
                 && DiffusersNames.IsAttentionProjection(key);
@@ -160,8 +169,8 @@ public sealed class PretrainedModel : IDisposable
             if (!source.is_floating_point()) { problems.Add($"{name} is {source.dtype}, not floating point"); continue; }
             pairs.Add((target, linearForConv ? source.reshape(shape) : source));
         }
-        foreach (var name in _tensors.Keys.Where(k => !used.Contains(k)))
-            problems.Add($"{name} {Shape(_tensors[name].shape)} unexpected");
+        foreach (var name in tensors.Keys.Where(k => !used.Contains(k)))
+            problems.Add($"{name} {Shape(tensors[name].shape)} unexpected");
         if (problems.Count > 0)
             throw new DdpmException($"{WeightsFile}: the weights do not fit the network read from {Source}, {problems.Count} tensor(s) differ: "
                 + string.Join("; ", problems.Take(3)) + (problems.Count > 3 ? $" (and {problems.Count - 3} more)" : ""));
@@ -173,7 +182,8 @@ public sealed class PretrainedModel : IDisposable
 
     public void Dispose()
     {
+        if (_tensors is null) return;
         foreach (var t in _tensors.Values) t.Dispose();
-        _tensors.Clear();
+        _tensors = null;
     }
 }

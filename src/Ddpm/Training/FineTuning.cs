@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Ddpm.Interop;
 using Ddpm.Models;
 using Ddpm.Runs;
@@ -78,20 +80,21 @@ public static class FineTuning
     /// </summary>
     public static void CheckSameNetwork(UNetConfig checkpoint, UNetConfig run, string source)
     {
-        var differences = new (string Name, string Checkpoint, string Run)[]
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        ArgumentNullException.ThrowIfNull(run);
+        // Every setting of the network as config.json writes it, so that a setting added later is compared too; the
+        // dropout alone may differ (it changes training, not the weights' meaning).
+        static JsonObject Settings(UNetConfig c)
         {
-            ("in_channels", $"{checkpoint.InChannels}", $"{run.InChannels}"),
-            ("out_channels", $"{checkpoint.EffectiveOutChannels}", $"{run.EffectiveOutChannels}"),
-            ("image_size", $"{checkpoint.ImageSize}", $"{run.ImageSize}"),
-            ("base_channels", $"{checkpoint.BaseChannels}", $"{run.BaseChannels}"),
-            ("channel_mult", string.Join(",", checkpoint.ChannelMult), string.Join(",", run.ChannelMult)),
-            ("num_res_blocks", $"{checkpoint.NumResBlocks}", $"{run.NumResBlocks}"),
-            ("attention_resolutions", string.Join(",", checkpoint.AttentionResolutions), string.Join(",", run.AttentionResolutions)),
-            ("norm_groups", $"{checkpoint.NormGroups}", $"{run.NormGroups}"),
-            ("resample_with_conv", $"{checkpoint.ResampleWithConv}", $"{run.ResampleWithConv}"),
-        }.Where(d => d.Checkpoint != d.Run).ToList();
+            var copy = c.Clone();
+            copy.Dropout = 0;
+            copy.OutChannels = copy.EffectiveOutChannels;
+            return JsonSerializer.SerializeToNode(copy, TrainConfig.Json)!.AsObject();
+        }
+        var (theirs, ours) = (Settings(checkpoint), Settings(run));
+        var differences = theirs.Where(kv => !JsonNode.DeepEquals(kv.Value, ours[kv.Key]))
+            .Select(kv => $"{kv.Key} {kv.Value?.ToJsonString()} in the checkpoint, {ours[kv.Key]?.ToJsonString()} in the run").ToList();
         if (differences.Count > 0)
-            throw DdpmException.ForSetting(Setting, $"{source}: the checkpoint's network differs from the run's: "
-                + string.Join("; ", differences.Select(d => $"{d.Name} {d.Checkpoint} in the checkpoint, {d.Run} in the run")));
+            throw DdpmException.ForSetting(Setting, $"{source}: the checkpoint's network differs from the run's: " + string.Join("; ", differences));
     }
 }

@@ -251,16 +251,7 @@ public sealed partial class Trainer : IDisposable
     private void LoadPretrained(PretrainedModel pretrained)
     {
         FineTuning.CheckSameNetwork(pretrained.Model, (UNetConfig)Config.Model!, pretrained.Source);
-        using (var net = pretrained.CreateNetwork())
-        using (no_grad())
-        {
-            var source = net.state_dict();
-            var target = Model.state_dict();
-            var misfit = target.FirstOrDefault(p => !source.TryGetValue(p.Key, out var s) || !s.shape.SequenceEqual(p.Value.shape)).Key;
-            if (misfit is not null || source.Count != target.Count)
-                throw DdpmException.ForSetting(FineTuning.Setting, $"{pretrained.Source}: the weights do not fit the run's network ({misfit ?? "another tensor count"})");
-            foreach (var (name, t) in target) t.copy_(source[name]);
-        }
+        pretrained.LoadInto(Model); // every name and shape checked; a misfit is refused naming the tensors
         _ema.CopyFromModel();
         InitializedFrom = new PretrainedOrigin(pretrained.Format, pretrained.Source, pretrained.WeightsFile, pretrained.Diffusion, pretrained.Step);
     }

@@ -9,14 +9,9 @@ using static TorchSharp.torch;
 namespace Ddpm.Tests.Cli;
 
 /// <summary><c>ddpm convert</c> both ways, and the commands that read a diffusers folder or a converted run.</summary>
-public class ConvertCliTests
+public class ConvertCliTests : OneThreadTest
 {
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        int before = get_num_threads();
-        try { return TestUtil.Cli(args); }
-        finally { set_num_threads(before); }
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => TestUtil.Cli(args);
 
     private static byte[] Sample(string checkpoint, string dir)
     {

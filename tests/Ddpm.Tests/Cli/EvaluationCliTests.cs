@@ -13,13 +13,7 @@ public class EvaluationCliTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args) => TestUtil.Cli(args);
 
-    private static string WriteIdx(string dir, string name, int count, long seed, int size = 8)
-    {
-        using var data = TestUtil.TinyData(count: count, size: size, seed: seed);
-        var path = Path.Combine(dir, name + "-images-idx3-ubyte");
-        Idx.WriteImages(path, data.Images, gzip: false);
-        return path;
-    }
+    private static string WriteIdx(string dir, string name, int count, long seed, int size = 8) => TestUtil.WriteIdx(dir, name, count, seed, size);
 
     [Fact]
     public void DistanceOfACheckpointAgainstRealDataWithFloorAndJson()

@@ -12,26 +12,16 @@ namespace Ddpm.Tests.Cli;
 /// <c>ddpm train --init-from</c> (fine-tuning from a run, a diffusers folder or an original checkpoint) and
 /// <c>--resume RUN --data FILE</c> for a run whose checkpoint names no data (a converted one).
 /// </summary>
-public class InitFromCliTests
+public class InitFromCliTests : OneThreadTest
 {
     private static JsonElement ConfigJson(string run) =>
         JsonDocument.Parse(File.ReadAllText(Path.Combine(run, Trainer.ConfigFile))).RootElement;
 
-    /// <summary>The command line with one intra-op thread, the process's thread count restored afterwards.</summary>
-    private static (int Code, string Out, string Err) Train(params string[] args)
-    {
-        int before = get_num_threads();
-        try { return TestUtil.Cli(["train", "--no-progress", "--threads", "1", .. args]); }
-        finally { set_num_threads(before); }
-    }
+    /// <summary>The command line with one intra-op thread (OneThreadTest restores the process's count afterwards).</summary>
+    private static (int Code, string Out, string Err) Train(params string[] args) =>
+        TestUtil.Cli(["train", "--no-progress", "--threads", "1", .. args]);
 
-    private static string WriteIdx(string dir, int count, int size)
-    {
-        var idx = Path.Combine(dir, $"grey{size}-idx3-ubyte.gz");
-        using var data = TestUtil.TinyData(count, channels: 1, size: size);
-        Idx.WriteImages(idx, data.Images, gzip: true);
-        return idx;
-    }
+    private static string WriteIdx(string dir, int count, int size) => TestUtil.WriteIdx(dir, $"grey{size}", count, seed: 1, size: size);
 
     [Fact]
     public void FineTuningADiffusersFolderTakesItsNetworkAndDiffusionSettings()

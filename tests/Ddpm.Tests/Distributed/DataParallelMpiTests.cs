@@ -12,7 +12,7 @@ namespace Ddpm.Tests.Distributed;
 /// batch, noise drawn per process), which moves weights by the learning rate, 1e-3, or more; the logged losses must
 /// agree as closely (a loss averaged over processes instead of summed would be halved).
 /// </summary>
-public class DataParallelMpiTests
+public class DataParallelMpiTests : Ddpm.Tests.Cli.OneThreadTest
 {
     private const double Tolerance = 1e-5;
 
@@ -38,12 +38,7 @@ public class DataParallelMpiTests
             .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
             .Where(e => e.TryGetProperty("loss", out _)).Select(e => e.GetProperty("loss").GetDouble()).ToArray();
 
-    private static (int, string, string) InProcess(params string[] args)
-    {
-        int before = get_num_threads();
-        try { return TestUtil.Cli(args); }
-        finally { set_num_threads(before); }
-    }
+    private static (int, string, string) InProcess(params string[] args) => TestUtil.Cli(args);
 
     [MpiFact]
     public void TwoProcessesTrainWhatOneProcessTrainsWithTheSameGlobalBatch()

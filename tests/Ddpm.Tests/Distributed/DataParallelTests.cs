@@ -9,40 +9,6 @@ namespace Ddpm.Tests.Distributed;
 /// <summary>The data-parallel path of the trainer and the collective helpers, with in-process stand-ins for MPI.</summary>
 public class DataParallelTests
 {
-    /// <summary>One process as a job of one: the collectives change nothing.</summary>
-    private sealed class Alone : ICommunicator
-    {
-        public int Rank => 0;
-        public int Size => 1;
-        public int LocalRank => 0;
-        public void AllReduceSum(float[] buffer) { }
-        public void AllReduceSum(double[] buffer) { }
-        public void Broadcast(float[] buffer, int root = 0) { }
-        public void Broadcast(byte[] buffer, int root = 0) { }
-        public void Barrier() { }
-        public void Dispose() { }
-    }
-
-    /// <summary>Rank 0 of two, the other process's contribution to every all-reduce given by <see cref="Other"/>.</summary>
-    private sealed class WithAnother(Action<float[]> other, bool otherFailed = false) : ICommunicator
-    {
-        public Action<float[]> Other { get; } = other;
-        public int Rank => 0;
-        public int Size => 2;
-        public int LocalRank => 0;
-        public void AllReduceSum(float[] buffer)
-        {
-            var theirs = new float[buffer.Length];
-            Other(theirs);
-            for (int i = 0; i < buffer.Length; i++) buffer[i] += theirs[i];
-        }
-        public void AllReduceSum(double[] buffer) => buffer[0] += otherFailed ? 1 : 0; // Agree's flag
-        public void Broadcast(float[] buffer, int root = 0) { }
-        public void Broadcast(byte[] buffer, int root = 0) { }
-        public void Barrier() { }
-        public void Dispose() { }
-    }
-
     private static TrainConfig Config(long steps)
     {
         var c = TestUtil.TinyConfig(steps);
@@ -59,7 +25,7 @@ public class DataParallelTests
     {
         using var data = TestUtil.TinyData();
         using var single = Trainer.Start(Config(4), Path.Combine(TestUtil.TempDir(), "a"), data);
-        using var job = Trainer.Start(Config(4), Path.Combine(TestUtil.TempDir(), "b"), new Alone(), data);
+        using var job = Trainer.Start(Config(4), Path.Combine(TestUtil.TempDir(), "b"), new StandInCommunicator(), data);
         Assert.True(job.IsWriter);
         for (int i = 0; i < 4; i++)
         {
@@ -83,24 +49,11 @@ public class DataParallelTests
         var rows = new List<long>();
         for (int r = 0; r < processes; r++)
         {
-            var (start, count) = new DataParallel(new RankOf(r, processes), CPU).Shard(batch);
+            var (start, count) = new DataParallel(new StandInCommunicator(r, processes), CPU).Shard(batch);
             Assert.InRange(count, batch / processes, (batch + processes - 1) / processes);
             for (long i = start; i < start + count; i++) rows.Add(i);
         }
         Assert.Equal(Enumerable.Range(0, batch).Select(i => (long)i), rows);
-    }
-
-    private sealed class RankOf(int rank, int size) : ICommunicator
-    {
-        public int Rank => rank;
-        public int Size => size;
-        public int LocalRank => 0;
-        public void AllReduceSum(float[] buffer) { }
-        public void AllReduceSum(double[] buffer) { }
-        public void Broadcast(float[] buffer, int root = 0) { }
-        public void Broadcast(byte[] buffer, int root = 0) { }
-        public void Barrier() { }
-        public void Dispose() { }
     }
 
     /// <summary>A stop asked on another process travels with the step's sums: this one stops after the same step and rank 0 saves it.</summary>
@@ -110,7 +63,7 @@ public class DataParallelTests
         using var data = TestUtil.TinyData();
         int reduced = 0;
         // The other process sends zero gradients and, at its second step, a stop: the flag follows the loss in the buffer.
-        var comm = new WithAnother(theirs => { if (++reduced == 2) theirs[^(4 + 1)] = 1; });
+        var comm = new StandInCommunicator(0, 2, theirs => { if (++reduced == 2) theirs[^(4 + 1)] = 1; });
         var run = Path.Combine(TestUtil.TempDir(), "run");
         using var trainer = Trainer.Start(Config(10), run, comm, data);
         var result = trainer.Run();
@@ -123,7 +76,7 @@ public class DataParallelTests
     [Fact]
     public void AgreeThrowsWhenAnotherProcessFailed()
     {
-        var comm = new WithAnother(_ => { }, otherFailed: true);
+        var comm = new StandInCommunicator(0, 2, othersAddDouble: flags => flags[0] = 1); // the other process failed
         var e = Assert.Throws<DdpmException>(() => comm.Agree(null, "starting the run"));
         Assert.Equal("starting the run: 1 of 2 processes failed (rank 0 stops too; see their messages)", e.Message);
         var own = new InvalidOperationException("mine");

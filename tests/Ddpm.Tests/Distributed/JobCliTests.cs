@@ -15,41 +15,11 @@ namespace Ddpm.Tests.Distributed;
 /// stands in): each must give what the command gives without MPI. The same paths with two real processes are tested by
 /// <see cref="ShardedMpiTests"/> and <see cref="DataParallelMpiTests"/> under mpirun.
 /// </summary>
-public class JobCliTests
+public class JobCliTests : Ddpm.Tests.Cli.OneThreadTest
 {
-    /// <summary>Rank 0 of a job of one: every collective is the identity.</summary>
-    private sealed class JobOfOne : ICommunicator
+    private static (int Code, string Out, string Err) InJob(StandInCommunicator job, params string[] args)
     {
-        public int Rank => 0;
-        public int Size => 1;
-        public int LocalRank => 0;
-        public int Reductions { get; private set; }
-        public void AllReduceSum(float[] buffer) => Reductions++;
-        public void AllReduceSum(double[] buffer) => Reductions++;
-        public void Broadcast(float[] buffer, int root = 0) { }
-        public void Broadcast(byte[] buffer, int root = 0) { }
-        public void Barrier() { }
-        public void Dispose() { }
-    }
-
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        int before = get_num_threads();
-        try { return TestUtil.Cli(args); }
-        finally { set_num_threads(before); }
-    }
-
-    private static (int Code, string Out, string Err) InJob(JobOfOne job, params string[] args)
-    {
-        using (MpiSession.Use(job)) return Cli(args);
-    }
-
-    private static string WriteIdx(string dir, string name, int count, long seed, int size)
-    {
-        using var data = TestUtil.TinyData(count: count, size: size, seed: seed);
-        var path = Path.Combine(dir, name + "-images-idx3-ubyte");
-        Idx.WriteImages(path, data.Images, gzip: false);
-        return path;
+        using (MpiSession.Use(job)) return TestUtil.Cli(args);
     }
 
     [Fact]
@@ -57,7 +27,7 @@ public class JobCliTests
     {
         var dir = TestUtil.TempDir();
         var (_, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 16, steps: 2);
-        var job = new JobOfOne();
+        var job = new StandInCommunicator(); // rank 0 of a job of one: every collective is the identity
 
         // train: the data-parallel path (one all-reduce per step) and rank 0's outputs.
         var (code, output, err) = InJob(job, "train", "--config", cfg, "-o", Path.Combine(dir, "run"), "--no-progress", "--threads", "1", "--device", "cpu");
@@ -69,7 +39,7 @@ public class JobCliTests
 
         // sample: the same files as without MPI; a grid is refused.
         string[] sample = ["sample", "-c", run, "-n", "5", "--batch-size", "2", "--sampler", "ddim", "--sample-steps", "2", "--no-progress", "--threads", "1", "--device", "cpu"];
-        (code, output, err) = Cli([.. sample, "-o", Path.Combine(dir, "plain")]);
+        (code, output, err) = TestUtil.Cli([.. sample, "-o", Path.Combine(dir, "plain")]);
         Assert.True(code == 0, err + output);
         (code, output, err) = InJob(job, [.. sample, "-o", Path.Combine(dir, "job")]);
         Assert.True(code == 0, err + output);
@@ -83,9 +53,9 @@ public class JobCliTests
         Assert.Contains("under mpirun", err);
 
         // stats: the statistics of the all-reduced sums equal the plain ones (to float64 rounding).
-        var digits = WriteIdx(dir, "digits", 20, seed: 3, size: 28);
+        var digits = TestUtil.WriteIdx(dir, "digits", 20, seed: 3, size: 28);
         string[] stats = ["stats", digits, "--classifier", "mnist", "--batch-size", "8", "--no-progress", "--threads", "1", "--device", "cpu"];
-        Assert.Equal(0, Cli([.. stats, "-o", Path.Combine(dir, "plain.npz")]).Code);
+        Assert.Equal(0, TestUtil.Cli([.. stats, "-o", Path.Combine(dir, "plain.npz")]).Code);
         (code, output, err) = InJob(job, [.. stats, "-o", Path.Combine(dir, "job.npz")]);
         Assert.True(code == 0, err + output);
         Assert.Contains("from 1 processes", output);
@@ -97,10 +67,10 @@ public class JobCliTests
         // fid (random Inception weights): the same distance; KID is refused under MPI.
         var weights = Path.Combine(dir, "inception.safetensors");
         using (var net = InceptionTestNet.Create()) net.save_safetensors(weights);
-        var x = WriteIdx(dir, "x", 6, seed: 5, size: 8);
-        var y = WriteIdx(dir, "y", 6, seed: 6, size: 8);
+        var x = TestUtil.WriteIdx(dir, "x", 6, seed: 5);
+        var y = TestUtil.WriteIdx(dir, "y", 6, seed: 6);
         string[] fid = ["fid", x, y, "--inception-weights", weights, "--dims", "64", "--no-progress", "--threads", "1", "--device", "cpu"];
-        (code, output, err) = Cli([.. fid, "-o", Path.Combine(dir, "plain.json")]);
+        (code, output, err) = TestUtil.Cli([.. fid, "-o", Path.Combine(dir, "plain.json")]);
         Assert.True(code == 0, err + output);
         (code, output, err) = InJob(job, [.. fid, "-o", Path.Combine(dir, "job.json")]);
         Assert.True(code == 0, err + output);
@@ -131,7 +101,7 @@ public class JobCliTests
         other[0] = theirs.Count;
         Array.Copy(theirs.Sum, 0, other, 1, 4);
         Buffer.BlockCopy(theirs.SumOuter, 0, other, 5 * sizeof(double), 16 * sizeof(double));
-        var whole = mine.AllReduce(new AddsOther(other)).ToStatistics();
+        var whole = mine.AllReduce(new StandInCommunicator(0, 2, othersAddDouble: t => other.CopyTo(t, 0))).ToStatistics();
         var direct = FeatureSums.FromFeatures(features, "x", Shard.Whole, 10).ToStatistics();
         for (int i = 0; i < 4; i++)
         {
@@ -139,20 +109,7 @@ public class JobCliTests
             for (int j = 0; j < 4; j++) Assert.Equal(direct.Sigma[i, j], whole.Sigma[i, j], 12);
         }
         // A job whose shards do not cover the source is refused.
-        var e = Assert.Throws<DdpmException>(() => mine.AllReduce(new AddsOther(new double[other.Length])));
+        var e = Assert.Throws<DdpmException>(() => mine.AllReduce(new StandInCommunicator(0, 2)));
         Assert.Contains("summed 6 of the source's 10 images", e.Message);
-    }
-
-    private sealed class AddsOther(double[] other) : ICommunicator
-    {
-        public int Rank => 0;
-        public int Size => 2;
-        public int LocalRank => 0;
-        public void AllReduceSum(float[] buffer) { }
-        public void AllReduceSum(double[] buffer) { for (int i = 0; i < buffer.Length; i++) buffer[i] += other[i]; }
-        public void Broadcast(float[] buffer, int root = 0) { }
-        public void Broadcast(byte[] buffer, int root = 0) { }
-        public void Barrier() { }
-        public void Dispose() { }
     }
 }

@@ -3,7 +3,7 @@ using Ddpm.Metrics;
 namespace Ddpm.Tests.Distributed;
 
 /// <summary><c>ddpm sample</c> and <c>ddpm stats</c> under <c>mpirun -n 2</c> against one process.</summary>
-public class ShardedMpiTests
+public class ShardedMpiTests : Ddpm.Tests.Cli.OneThreadTest
 {
     private static string TinyRun(string dir)
     {
@@ -42,14 +42,7 @@ public class ShardedMpiTests
         var dir = TestUtil.TempDir();
         var weights = Path.Combine(dir, "inception.safetensors");
         using (var net = Ddpm.Tests.Metrics.Inception.InceptionTestNet.Create()) TorchSharp.PyBridge.PyBridgeModuleExtensions.save_safetensors(net, weights);
-        string Idx(string name, long seed)
-        {
-            var path = Path.Combine(dir, name + "-images-idx3-ubyte");
-            using var data = TestUtil.TinyData(count: 7, size: 8, seed: seed);
-            Ddpm.Data.Idx.WriteImages(path, data.Images, gzip: false);
-            return path;
-        }
-        string[] args = ["fid", Idx("x", 5), Idx("y", 6), "--inception-weights", weights, "--dims", "64", "--batch-size", "3", "--no-progress", "--device", "cpu"];
+        string[] args = ["fid", TestUtil.WriteIdx(dir, "x", 7, seed: 5), TestUtil.WriteIdx(dir, "y", 7, seed: 6), "--inception-weights", weights, "--dims", "64", "--batch-size", "3", "--no-progress", "--device", "cpu"];
         var (code, output, err) = TestUtil.Cli([.. args, "-o", Path.Combine(dir, "one.json"), "--threads", "1"]);
         Assert.True(code == 0, err + output);
         var (mpiCode, mpiOutput) = MpiRun.Cli(2, [.. args, "-o", Path.Combine(dir, "two.json")]);
@@ -65,9 +58,7 @@ public class ShardedMpiTests
     public void TwoProcessesComputeTheStatisticsOneProcessComputes()
     {
         var dir = TestUtil.TempDir();
-        var data = Path.Combine(dir, "digits.idx");
-        // 28x28 grey images for the MNIST classifier's features.
-        using (var tiny = TestUtil.TinyData(count: 40, channels: 1, size: 28)) Ddpm.Data.Idx.WriteImages(data, tiny.Images, gzip: false);
+        var data = TestUtil.WriteIdx(dir, "digits", 40, seed: 1, size: 28); // 28x28 grey, for the MNIST classifier's features
         string[] args = ["stats", data, "--classifier", "mnist", "--batch-size", "8", "--no-progress", "--device", "cpu"];
         var (code, output, err) = TestUtil.Cli([.. args, "-o", Path.Combine(dir, "one.npz"), "--threads", "1"]);
         Assert.True(code == 0, err + output);

@@ -100,6 +100,12 @@ public class FineTuningTests
         Assert.Contains("base_channels 8 in the checkpoint, 4 in the run", e.Message);
         Assert.False(Directory.Exists(Path.Combine(dir, "b")));
 
+        // A setting that leaves every shape alone (the same weights would load) is a different network all the same.
+        var eps = FineTune(source, steps: 2);
+        eps.Model!.NormEps = 1e-5;
+        e = Assert.Throws<DdpmException>(() => Trainer.Start(eps, Path.Combine(dir, "b"), data));
+        Assert.Contains("norm_eps 1E-06 in the checkpoint, 1E-05 in the run", e.Message);
+
         var missing = FineTune(source, steps: 2);
         missing.InitFrom = Path.Combine(dir, "absent");
         e = Assert.Throws<DdpmException>(() => Trainer.Start(missing, Path.Combine(dir, "c"), data));
