@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Training;
@@ -33,8 +34,9 @@ public sealed class DivergenceGuard : IDisposable
         using var _ = no_grad();
         var finite = loss.detach().isfinite();
         if (gradNorm is not null) finite = finite.logical_and(gradNorm.isfinite());
-        var newlyBad = finite.logical_not().logical_and(_firstBadStep.lt(0));
-        _firstBadStep.copy_(where(newlyBad, full(1, step, dtype: ScalarType.Int64, device: _firstBadStep.device), _firstBadStep));
+        using Scalar zero = 0.ToScalar(), stepScalar = step.ToScalar(); // held for the whole call: see AdamUpdate
+        var newlyBad = finite.logical_not().logical_and(_firstBadStep.lt(zero));
+        _firstBadStep.copy_(where(newlyBad, full(1, stepScalar, dtype: ScalarType.Int64, device: _firstBadStep.device), _firstBadStep));
         _lossThen.copy_(where(newlyBad, loss.detach().to(ScalarType.Float64), _lossThen));
         if (gradNorm is not null) _gradNormThen.copy_(where(newlyBad, gradNorm.to(ScalarType.Float64), _gradNormThen));
     }

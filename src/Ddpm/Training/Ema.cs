@@ -47,7 +47,9 @@ public sealed class Ema
     {
         double decay = DecayAt(updatesSoFar);
         using var _ = no_grad();
-        foreach (var (avg, p) in _parameters) avg.mul_(decay).add_(p, alpha: 1 - decay);
+        // Scalars held for the whole call (see AdamUpdate: TorchSharp does not keep a temporary Scalar alive).
+        using Scalar keep = decay.ToScalar(), take = (1 - decay).ToScalar();
+        foreach (var (avg, p) in _parameters) avg.mul_(keep).add_(p, take);
         foreach (var (avg, b) in _buffers) avg.copy_(b);
     }
 

@@ -406,7 +406,7 @@ public sealed partial class Trainer : IDisposable
         _guard.Observe(step, loss, gradNorm);
         double lr = LearningRate.At(Config.LearningRate, Config.WarmupSteps, step);
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
-        _optimizer.step();
+        AdamUpdate.Apply(_optimizer);
         _ema.Update(step);
 
         using (no_grad())
