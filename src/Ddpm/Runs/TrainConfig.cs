@@ -59,7 +59,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
 
     // Diffusion
     [Setting("Noise schedule: linear, cosine or sigmoid")]
-    public ScheduleKind Schedule { get; set; } = ScheduleKind.Linear;
+    public ScheduleKind Schedule { get; set; } = ScheduleKind.Cosine;
     [Setting("Diffusion steps T")]
     public int Timesteps { get; set; } = 1000;
     [Setting("Linear schedule's first beta")]
@@ -94,7 +94,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
     [Setting("Batch size")]
     public int BatchSize { get; set; } = 64;
     [Setting("Optimizer steps; when resuming, the new total", Resumable = true)]
-    public long Steps { get; set; } = 1300;
+    public long Steps { get; set; } = 3000;
     [Setting("Adam learning rate")]
     public double LearningRate { get; set; } = 1e-3;
     [Setting("Adam beta1")]

@@ -32,20 +32,21 @@ public class PresetsTests
         return temb + down + mid + up + output;
     }
 
-    // Shared by mnist-small (1 channel) and cifar-small (3 channels): ch 32, mult 1,2,2, 1 res block, attention at the lowest level.
-    private static long SmallByHand(long channels)
+    // Shared by mnist-small (1 channel), cifar-small (3 channels) and mnist-tiny (1 channel, c = 16): ch c, mult 1,2,2,
+    // 1 res block, attention at the lowest level.
+    private static long SmallByHand(long channels, long c = 32)
     {
-        const long t = 128; // 4 x 32
-        long temb = Dense(32, 128) + Dense(128, 128);
-        long down = Conv(channels, 32, 3)
-            + Res(32, 32, t) + Conv(32, 32, 3)
-            + Res(32, 64, t) + Conv(64, 64, 3)
-            + Res(64, 64, t) + Attn(64);
-        long mid = 2 * Res(64, 64, t) + Attn(64);
-        long up = 2 * Res(128, 64, t) + 2 * Attn(64) + Conv(64, 64, 3) // skips 64, 64
-            + Res(128, 64, t) + Res(96, 64, t) + Conv(64, 64, 3)        // skips 64, 32
-            + Res(96, 32, t) + Res(64, 32, t);                          // skips 32, 32
-        return temb + down + mid + up + Gn(32) + Conv(32, channels, 3);
+        long t = 4 * c;
+        long temb = Dense(c, t) + Dense(t, t);
+        long down = Conv(channels, c, 3)
+            + Res(c, c, t) + Conv(c, c, 3)
+            + Res(c, 2 * c, t) + Conv(2 * c, 2 * c, 3)
+            + Res(2 * c, 2 * c, t) + Attn(2 * c);
+        long mid = 2 * Res(2 * c, 2 * c, t) + Attn(2 * c);
+        long up = 2 * Res(4 * c, 2 * c, t) + 2 * Attn(2 * c) + Conv(2 * c, 2 * c, 3) // skips 2c, 2c
+            + Res(4 * c, 2 * c, t) + Res(3 * c, 2 * c, t) + Conv(2 * c, 2 * c, 3)      // skips 2c, c
+            + Res(3 * c, c, t) + Res(2 * c, c, t);                                    // skips c, c
+        return temb + down + mid + up + Gn(c) + Conv(c, channels, 3);
     }
 
     [Fact]
@@ -62,11 +63,11 @@ public class PresetsTests
     [Fact]
     public void SmallPresetsMatchHandCounts()
     {
-        foreach (var (name, channels) in new[] { ("mnist-small", 1), ("cifar-small", 3) })
+        foreach (var (name, channels, width) in new[] { ("mnist-small", 1, 32), ("cifar-small", 3, 32), ("mnist-tiny", 1, 16) })
         {
             using var m = new UNet(Presets.Get(name));
-            Assert.Equal(SmallByHand(channels), ModelStats.CountParameters(m));
-            Assert.Equal(SmallByHand(channels), ModelStats.CountParameters(m.Config));
+            Assert.Equal(SmallByHand(channels, width), ModelStats.CountParameters(m));
+            Assert.Equal(SmallByHand(channels, width), ModelStats.CountParameters(m.Config));
         }
     }
 
@@ -114,7 +115,17 @@ public class PresetsTests
         Assert.Equal((1, 28), (s.InChannels, s.ImageSize));
         Assert.True(s.NumResBlocks >= 1);
         Assert.Equal([s.ResolutionAt(s.Levels - 1)], s.AttentionResolutions);
-        Assert.Equal(["mnist-small", "cifar-small", "ho-cifar10", "ho-256"], Presets.Names);
+        Assert.Equal(["mnist-tiny", "mnist-small", "cifar-small", "ho-cifar10", "ho-256"], Presets.Names);
+    }
+
+    /// <summary>The default network is the one issue 12's experiments measured (their configuration file, read as a run's model).</summary>
+    [Fact]
+    public void TheDefaultIsTheNetworkTheQualityExperimentsMeasured()
+    {
+        var file = Path.Combine(TestUtil.RepoRoot(), "experiments", "configs", "mnist-ch16.json");
+        var measured = System.Text.Json.JsonSerializer.Deserialize<UNetConfig>(File.ReadAllText(file), Ddpm.Runs.TrainConfig.Json)!;
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(measured), System.Text.Json.JsonSerializer.Serialize(Presets.Get(Presets.Default)));
+        Assert.Equal("mnist-tiny", Presets.Default);
     }
 
     [Fact]
