@@ -14,7 +14,7 @@ public static class UseFromCSharp
     // Call it from your program, e.g. UseFromCSharp.Run("data/mnist-10k", "runs/from-csharp", steps: 200).
     public static double Run(string digits, string runDir, int steps, int count = 64)
     {
-        // Train the default CPU U-Net (mnist-small) on the first 1,000 digits; the run folder holds the checkpoint
+        // Train the default CPU U-Net (mnist-tiny) on the first 1,000 digits; the run folder holds the checkpoint
         // and the trainer's own grid (samples/final.png, here drawn with DDIM in 10 steps).
         var config = new TrainConfig { Data = digits, MaxImages = 1000, Steps = steps, BatchSize = 16, Timesteps = 100,
             SampleCount = 16, SampleSampler = "ddim", SampleSteps = 10 };
