@@ -6,19 +6,8 @@
 # Usage (from the repository root): bash experiments/quality-round2.sh   (THREADS=1 by default: it may run beside other work)
 # Every run is seeded (seed 0) and scored with the fixed seeds of round one; finished steps are skipped on a rerun.
 set -euo pipefail
-DATA=${DATA:-data/mnist-10k/images-idx3-ubyte.gz}
 OUT=${OUT:-experiments/results/quality/round2}
-COUNT=${COUNT:-1000}
-THREADS=${THREADS:-1}
-DDPM=(${DDPM:-dotnet src/Ddpm.Cli/bin/Release/net10.0/Ddpm.Cli.dll})
-[ -n "${DDPM_PREBUILT:-}" ] || dotnet build src/Ddpm.Cli -c Release -v q -nologo > /dev/null
-mkdir -p "$OUT"
-COMMON=(--no-progress --threads "$THREADS" --device cpu)
-
-score() { # checkpoint, report.json: FD_classifier against all 10,000 digits, with the real-vs-real floor
-  [ -f "$2" ] || "${DDPM[@]}" distance "$1" "$DATA" --classifier mnist --count "$COUNT" --sampler dpm-solver --seed 0 \
-    -o "$2" "${COMMON[@]}" > "$2.log"
-}
+source "$(dirname "$0")/quality-common.sh"
 
 # MNIST-small does 190.0 MMAC per image; ch 16 does 47.9 (x0.252), 2 residual blocks per level 277.2 (x1.459).
 # (ch 24 was tried first and dropped: its 24 and 48 channels take SafeConv's unfolded path on the CPU, about 10x

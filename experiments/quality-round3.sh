@@ -12,20 +12,9 @@
 # schedule at 3,000 steps (round two has it at 2,617: 31.7), with cosine and batch 32 at 4,000 steps (the same
 # time), and with cosine and --ema-power 0.6.
 set -euo pipefail
-DATA=${DATA:-data/mnist-10k/images-idx3-ubyte.gz}
 OUT=${OUT:-experiments/results/quality/round3}
-COUNT=${COUNT:-1000}
-THREADS=${THREADS:-1}
-DDPM=(${DDPM:-dotnet src/Ddpm.Cli/bin/Release/net10.0/Ddpm.Cli.dll})
-[ -n "${DDPM_PREBUILT:-}" ] || dotnet build src/Ddpm.Cli -c Release -v q -nologo > /dev/null
-mkdir -p "$OUT"
-COMMON=(--no-progress --threads "$THREADS" --device cpu)
+source "$(dirname "$0")/quality-common.sh"
 CH16=(--model experiments/configs/mnist-ch16.json)
-
-score() { # checkpoint, report.json: FD_classifier against all 10,000 digits, with the real-vs-real floor
-  [ -f "$2" ] || "${DDPM[@]}" distance "$1" "$DATA" --classifier mnist --count "$COUNT" --sampler dpm-solver --seed 0 \
-    -o "$2" "${COMMON[@]}" > "$2.log"
-}
 
 candidates=(
   "ch16-cosine|--schedule cosine --steps 3000"
