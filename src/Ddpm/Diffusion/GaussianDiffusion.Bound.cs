@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 using static Ddpm.Diffusion.VariationalBound;
 
@@ -16,11 +17,14 @@ public sealed partial class GaussianDiffusion
     public Tensor PriorBpd(Tensor x0)
     {
         using var scope = NewDisposeScope();
-        var t = full(new[] { x0.shape[0] }, (long)(Timesteps - 1), dtype: ScalarType.Int64, device: x0.device);
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var last = ((long)(Timesteps - 1)).ToScalar();
+        using var ln2 = Ln2.ToScalar();
+        var t = full(new[] { x0.shape[0] }, last, dtype: ScalarType.Int64, device: x0.device);
         var (mean, _, logVariance) = QMeanVariance(x0, t);
         var zero = zeros_like(mean);
         var kl = NormalKl(mean, logVariance, zero, zero);
-        return (MeanFlat(kl) / Ln2).MoveToOuterDisposeScope();
+        return (MeanFlat(kl) / ln2).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -45,9 +49,12 @@ public sealed partial class GaussianDiffusion
         var (_, tt) = Prepare(xt, t);
         var (trueMean, _, trueLogVariance) = PosteriorMeanVariance(x0, xt, tt);
         var (mean, _, logVariance, predX0) = PMeanVarianceFromOutput(modelOutput, xt, tt, clipDenoised);
-        var kl = MeanFlat(NormalKl(trueMean, trueLogVariance, mean, logVariance)) / Ln2;
-        var decoderNll = -MeanFlat(DiscretizedGaussianLogLikelihood(x0, mean, 0.5 * logVariance)) / Ln2;
-        var bpd = where(tt.eq(0L), decoderNll, kl);
+        using var ln2 = Ln2.ToScalar();
+        using var half = 0.5.ToScalar();
+        using var zero = 0L.ToScalar();
+        var kl = MeanFlat(NormalKl(trueMean, trueLogVariance, mean, logVariance)) / ln2;
+        var decoderNll = -MeanFlat(DiscretizedGaussianLogLikelihood(x0, mean, half * logVariance)) / ln2;
+        var bpd = where(tt.eq(zero), decoderNll, kl);
         return (bpd.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 
@@ -80,14 +87,15 @@ public sealed partial class GaussianDiffusion
                 cancellationToken.ThrowIfCancellationRequested();
                 using (NewDisposeScope())
                 {
-                    var tt = full(new[] { (long)n }, (long)t, dtype: ScalarType.Int64, device: x0.device);
+                    using var tValue = ((long)t).ToScalar();
+                    var tt = full(new[] { (long)n }, tValue, dtype: ScalarType.Int64, device: x0.device);
                     var noise = randn(x0.shape, dtype: ScalarType.Float32, device: CPU, generator: generator).to(x0.device);
                     var xt = QSample(x0, tt, noise);
                     var (bpd, predX0) = VbTermsBpd(model, x0, xt, tt, clipDenoised);
                     var eps = PredictEpsFromX0(xt, tt, predX0);
                     Scatter(terms, bpd, t, steps);
-                    Scatter(x0Mse, MeanFlat((predX0 - x0).square()), t, steps);
-                    Scatter(epsMse, MeanFlat((eps - noise).square()), t, steps);
+                    Scatter(x0Mse, MeanFlat((predX0 - x0).pow(Int2)), t, steps);   // pow(Int2): square() with its 2 held
+                    Scatter(epsMse, MeanFlat((eps - noise).pow(Int2)), t, steps);
                 }
                 progress?.Report(steps - t);
             }

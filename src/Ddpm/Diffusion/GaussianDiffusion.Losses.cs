@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 using static Ddpm.Diffusion.VariationalBound;
 
@@ -62,14 +63,16 @@ public sealed partial class GaussianDiffusion
 
         Tensor? mse = null, vb = null;
         Tensor loss;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
         if (Loss == LossType.Vlb)
         {
             vb = VbTermsBpdFromOutput(output, x0, xt, tt, clipDenoised: false).Bpd;
-            loss = vb * (double)Timesteps;
+            using var steps = ((double)Timesteps).ToScalar();
+            loss = vb * steps;
         }
         else
         {
-            mse = MeanFlat((ModelTarget(x0, xt, tt, noise) - prediction).square());
+            mse = MeanFlat((ModelTarget(x0, xt, tt, noise) - prediction).pow(Int2));   // pow(Int2): square() with its 2 held
             // its own handle: each returned tensor is moved out of this scope once
             loss = c.LossWeights is null ? mse.alias() : mse * c.LossWeights.gather(0, tt);
             if (Loss == LossType.Hybrid)
@@ -77,7 +80,8 @@ public sealed partial class GaussianDiffusion
                 // Stop-gradient on the mean: the bound's term sees the prediction as a constant.
                 var frozen = cat(new[] { prediction.detach(), variance! }, 1);
                 vb = VbTermsBpdFromOutput(frozen, x0, xt, tt, clipDenoised: false).Bpd;
-                loss = loss + (VlbWeight * Timesteps) * vb;
+                using var weight = (VlbWeight * Timesteps).ToScalar();
+                loss = loss.add(weight * vb, Int1);   // loss + lambda T vb
             }
         }
         return new LossTerms(loss.MoveToOuterDisposeScope(), mse?.MoveToOuterDisposeScope(), vb?.MoveToOuterDisposeScope());

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Diffusion;
@@ -55,7 +56,9 @@ public sealed partial class GaussianDiffusion
         using var scope = NewDisposeScope();
         var (c, tt) = Prepare(xt, t);
         var shape = xt.shape;
-        var eps = Extract(c.SqrtAlphasCumprod, tt, shape) * v + Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * xt;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        // Here and below, a.add(b, Int1) is a + b with its alpha held.
+        var eps = (Extract(c.SqrtAlphasCumprod, tt, shape) * v).add(Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * xt, Int1);
         return eps.MoveToOuterDisposeScope();
     }
 
@@ -133,8 +136,14 @@ public sealed partial class GaussianDiffusion
                 logVariance = Required(varianceOutput).alias();
                 break;
             case VarianceType.LearnedRange:
-                var frac = (Required(varianceOutput) + 1.0) / 2.0;
-                logVariance = frac * Extract(c.LogBetas, tt, shape) + (1.0 - frac) * Extract(c.PosteriorLogVarianceClipped, tt, shape);
+                using (var one = 1.0.ToScalar())
+                using (var two = 2.0.ToScalar())
+                {
+                    // frac = (v + 1) / 2; frac log(beta) + (1 - frac) log(beta~), 1 - frac being -frac + 1 as TorchSharp runs it
+                    var frac = Required(varianceOutput).add(one, Int1) / two;
+                    logVariance = (frac * Extract(c.LogBetas, tt, shape))
+                        .add(frac.negative().add(one, Int1) * Extract(c.PosteriorLogVarianceClipped, tt, shape), Int1);
+                }
                 break;
             default:
                 var variance = Extract(c.ModelVariance, tt, shape);
@@ -163,7 +172,12 @@ public sealed partial class GaussianDiffusion
         var (_, tt) = Prepare(xt, t);
         var (prediction, _) = SplitOutput(modelOutput, xt);
         var predX0 = PredictX0FromOutput(prediction, xt, tt);
-        if (clipDenoised) predX0 = predX0.clamp(-1.0, 1.0);
+        if (clipDenoised)
+        {
+            using var low = (-1.0).ToScalar();
+            using var high = 1.0.ToScalar();
+            predX0 = predX0.clamp(low, high);
+        }
         var eps = (Prediction, clipDenoised) switch
         {
             (PredictionType.Epsilon, false) => prediction,

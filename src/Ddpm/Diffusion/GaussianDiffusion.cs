@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Diffusion;
@@ -164,7 +165,9 @@ public sealed partial class GaussianDiffusion : IDisposable
         using var scope = torch.NewDisposeScope();
         var (c, tt) = Prepare(x0, t);
         var shape = x0.shape;
-        var xt = Extract(c.SqrtAlphasCumprod, tt, shape) * x0 + Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * noise;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        // Here and below, a.add(b, Int1) is a + b with its alpha held.
+        var xt = (Extract(c.SqrtAlphasCumprod, tt, shape) * x0).add(Extract(c.SqrtOneMinusAlphasCumprod, tt, shape) * noise, Int1);
         return xt.MoveToOuterDisposeScope();
     }
 
@@ -178,7 +181,7 @@ public sealed partial class GaussianDiffusion : IDisposable
         using var scope = torch.NewDisposeScope();
         var (c, tt) = Prepare(xPrev, t);
         var shape = xPrev.shape;
-        var xt = Extract(c.SqrtAlphas, tt, shape) * xPrev + Extract(c.SqrtBetas, tt, shape) * noise;
+        var xt = (Extract(c.SqrtAlphas, tt, shape) * xPrev).add(Extract(c.SqrtBetas, tt, shape) * noise, Int1);
         return xt.MoveToOuterDisposeScope();
     }
 
@@ -191,7 +194,7 @@ public sealed partial class GaussianDiffusion : IDisposable
         using var scope = torch.NewDisposeScope();
         var (c, tt) = Prepare(xt, t);
         var shape = xt.shape;
-        var mean = Extract(c.PosteriorMeanCoef1, tt, shape) * x0 + Extract(c.PosteriorMeanCoef2, tt, shape) * xt;
+        var mean = (Extract(c.PosteriorMeanCoef1, tt, shape) * x0).add(Extract(c.PosteriorMeanCoef2, tt, shape) * xt, Int1);
         var variance = Extract(c.PosteriorVariance, tt, shape);
         var logVariance = Extract(c.PosteriorLogVarianceClipped, tt, shape);
         return (mean.MoveToOuterDisposeScope(), variance.MoveToOuterDisposeScope(), logVariance.MoveToOuterDisposeScope());
@@ -289,12 +292,19 @@ public sealed partial class GaussianDiffusion : IDisposable
         using var scope = torch.NewDisposeScope();
         var (_, tt) = Prepare(xt, t);
         var (mean, _, logVariance, predX0) = PMeanVariance(model, xt, tt, processX0);
-        var nonZero = tt.ne(0L).to(xt.dtype).view(BroadcastShape(xt.shape));
-        var sample = mean + nonZero * (0.5 * logVariance).exp() * noise;
+        using var zero = 0L.ToScalar();
+        using var half = 0.5.ToScalar();
+        var nonZero = tt.ne(zero).to(xt.dtype).view(BroadcastShape(xt.shape));
+        var sample = mean.add(nonZero * (half * logVariance).exp() * noise, Int1);
         return (sample.MoveToOuterDisposeScope(), predX0.MoveToOuterDisposeScope());
     }
 
-    private static readonly Func<Tensor, Tensor> ClipToUnit = x0 => x0.clamp(-1.0, 1.0);
+    private static readonly Func<Tensor, Tensor> ClipToUnit = x0 =>
+    {
+        using var low = (-1.0).ToScalar();
+        using var high = 1.0.ToScalar();
+        return x0.clamp(low, high);
+    };
 
     private static Func<Tensor, Tensor>? ClipOrNone(bool clip) => clip ? ClipToUnit : null;
 

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Diffusion;
@@ -12,6 +13,10 @@ namespace Ddpm.Diffusion;
 /// </summary>
 public static class VariationalBound
 {
+    // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+    // Each expression below is the one in its summary spelled as the ops TorchSharp runs for it: a + b is a.add(b, Int1),
+    // a number minus a tensor is x.negative().add(a, Int1), x.square() is x.pow(Int2).
+
     /// <summary>ln 2, the nats in one bit.</summary>
     public static readonly double Ln2 = Math.Log(2.0);
 
@@ -28,7 +33,8 @@ public static class VariationalBound
     {
         using var scope = NewDisposeScope();
         var d = logVar1 - logVar2;
-        var kl = 0.5 * (d.expm1() - d + (mean1 - mean2).square() * (-logVar2).exp());
+        using var half = 0.5.ToScalar();
+        var kl = half * (d.expm1() - d).add((mean1 - mean2).pow(Int2) * (-logVar2).exp(), Int1);
         return kl.MoveToOuterDisposeScope();
     }
 
@@ -36,7 +42,12 @@ public static class VariationalBound
     public static Tensor ApproxStandardNormalCdf(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var cdf = 0.5 * (1.0 + (Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))).tanh());
+        using var half = 0.5.ToScalar();
+        using var one = 1.0.ToScalar();
+        using var sqrt2OverPi = Math.Sqrt(2.0 / Math.PI).ToScalar();
+        using var cubic = 0.044715.ToScalar();
+        using var three = 3.ToScalar();
+        var cdf = half * (sqrt2OverPi * x.add(cubic * x.pow(three), Int1)).tanh().add(one, Int1);
         return cdf.MoveToOuterDisposeScope();
     }
 
@@ -55,14 +66,19 @@ public static class VariationalBound
         using var scope = NewDisposeScope();
         var dtype = means.dtype;
         (x, means, logScales) = (x.to(ScalarType.Float64), means.to(ScalarType.Float64), logScales.to(ScalarType.Float64));
+        using var halfBin = HalfBinWidth.ToScalar();
+        using var tiny = 1e-12.ToScalar();
+        using var one = 1.0.ToScalar();
+        using var lowEdge = (-0.999).ToScalar();
+        using var highEdge = 0.999.ToScalar();
         var centred = x - means;
         var invStd = (-logScales).exp();
-        var cdfPlus = ApproxStandardNormalCdf(invStd * (centred + HalfBinWidth));
-        var cdfMin = ApproxStandardNormalCdf(invStd * (centred - HalfBinWidth));
-        var logCdfPlus = cdfPlus.clamp_min(1e-12).log();
-        var logOneMinusCdfMin = (1.0 - cdfMin).clamp_min(1e-12).log();
-        var logCdfDelta = (cdfPlus - cdfMin).clamp_min(1e-12).log();
-        var logProbs = where(x < -0.999, logCdfPlus, where(x > 0.999, logOneMinusCdfMin, logCdfDelta));
+        var cdfPlus = ApproxStandardNormalCdf(invStd * centred.add(halfBin, Int1));
+        var cdfMin = ApproxStandardNormalCdf(invStd * (centred - halfBin));
+        var logCdfPlus = cdfPlus.clamp_min(tiny).log();
+        var logOneMinusCdfMin = cdfMin.negative().add(one, Int1).clamp_min(tiny).log();
+        var logCdfDelta = (cdfPlus - cdfMin).clamp_min(tiny).log();
+        var logProbs = where(x < lowEdge, logCdfPlus, where(x > highEdge, logOneMinusCdfMin, logCdfDelta));
         return logProbs.to(dtype).MoveToOuterDisposeScope();
     }
 
@@ -78,7 +94,10 @@ public static class VariationalBound
     public static Tensor QuantizeTo8Bit(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var q = ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0;
+        using var minusOne = (-1.0).ToScalar();
+        using var one = 1.0.ToScalar();
+        using var levels = 127.5.ToScalar();
+        var q = (x.clamp(minusOne, one).add(one, Int1) * levels).round() / levels - one;
         return q.MoveToOuterDisposeScope();
     }
 }

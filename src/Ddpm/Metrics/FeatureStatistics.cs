@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics;
@@ -108,8 +110,11 @@ public sealed class FeatureStatistics
         var x = features.detach().to(CPU).to_type(ScalarType.Float64);
         var mean = x.mean(new long[] { 0 });
         var centred = x - mean;
-        var cov = centred.t().matmul(centred) / (double)(n - 1);
-        cov = (cov + cov.t()) * 0.5; // exactly symmetric
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var dof = ((double)(n - 1)).ToScalar();
+        using var half = 0.5.ToScalar();
+        var cov = centred.t().matmul(centred) / dof;
+        cov = cov.add(cov.t(), Int1) * half; // (cov + cov^T) / 2: exactly symmetric
         double[] mu = mean.data<double>().ToArray();
         double[] flat = cov.contiguous().data<double>().ToArray();
         return new FeatureStatistics(mu, ToMatrix(flat, (int)d), n, "feature statistics", psdChecked: true);
@@ -152,7 +157,8 @@ public sealed class FeatureStatistics
         using (var scope = NewDisposeScope())
         {
             var s = tensor(matrix, ScalarType.Float64);
-            RequirePositiveSemiDefinite(linalg.eigvalsh((s + s.t()) * 0.5), path);
+            using var half = 0.5.ToScalar();
+            RequirePositiveSemiDefinite(linalg.eigvalsh(s.add(s.t(), Int1) * half), path);   // of (s + s^T) / 2
         }
         statistics.CovarianceIsPsd = true;
         return statistics;

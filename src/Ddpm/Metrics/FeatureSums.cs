@@ -1,4 +1,6 @@
 using Ddpm.Distributed;
+using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics;
@@ -74,7 +76,9 @@ public sealed class FeatureSums
         var x = features.detach().to(CPU).to_type(ScalarType.Float64);
         var s = x.sum(new long[] { 0 });
         var outer = x.t().matmul(x);
-        outer = (outer + outer.t()) * 0.5; // exactly symmetric
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var half = 0.5.ToScalar();
+        outer = outer.add(outer.t(), Int1) * half; // (outer + outer^T) / 2: exactly symmetric
         var flat = outer.contiguous().data<double>().ToArray();
         var m = new double[d, d];
         Buffer.BlockCopy(flat, 0, m, 0, flat.Length * sizeof(double));

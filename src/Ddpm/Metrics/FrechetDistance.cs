@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics;
@@ -32,7 +34,9 @@ public static class FrechetDistance
 
         var sqrtS1 = SqrtPsd(s1, "Frechet distance: the first statistics");
         var m = Symmetrise(sqrtS1.matmul(s2).matmul(sqrtS1));
-        var eig = linalg.eigvalsh(m).clamp_min(0.0);
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var zero = 0.0.ToScalar();
+        var eig = linalg.eigvalsh(m).clamp_min(zero);
         double trSqrt = eig.sqrt().sum().item<double>();
 
         return meanTerm + tr1 + tr2 - 2.0 * trSqrt;
@@ -54,9 +58,15 @@ public static class FrechetDistance
     {
         var (values, vectors) = linalg.eigh(s);
         FeatureStatistics.RequirePositiveSemiDefinite(values, which);
-        var root = values.clamp_min(0.0).sqrt();
+        using var zero = 0.0.ToScalar();
+        var root = values.clamp_min(zero).sqrt();
         return Symmetrise((vectors * root.unsqueeze(0)).matmul(vectors.t()));
     }
 
-    private static Tensor Symmetrise(Tensor m) => (m + m.t()) * 0.5;
+    /// <summary>(m + m^T) / 2.</summary>
+    private static Tensor Symmetrise(Tensor m)
+    {
+        using var half = 0.5.ToScalar();
+        return m.add(m.t(), Int1) * half;
+    }
 }

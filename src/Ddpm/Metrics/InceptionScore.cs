@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics;
@@ -45,9 +46,12 @@ public static class InceptionScore
         CheckShape(probabilities, splits, "probabilities");
         using var scope = NewDisposeScope();
         var p = probabilities.detach().to(CPU).to_type(ScalarType.Float64);
-        if (p.lt(0.0).any().item<bool>())
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var zero = 0.0.ToScalar();
+        using var one = 1.0.ToScalar();
+        if (p.lt(zero).any().item<bool>())
             throw new DdpmException("Inception Score: probabilities contain negative values");
-        double worst = (p.sum(new long[] { 1 }) - 1.0).abs().max().item<double>();
+        double worst = (p.sum(new long[] { 1 }) - one).abs().max().item<double>();
         if (!(worst <= 1e-3))
             throw new DdpmException($"Inception Score: probability rows must sum to 1 (largest deviation {worst:G4}); pass logits to FromLogits instead");
         return Score(p, splits);
@@ -73,7 +77,8 @@ public static class InceptionScore
             var part = p.narrow(0, start, end - start);
             var py = part.mean(new long[] { 0 }, keepdim: true);
             // p log(p / py) with 0 log 0 = 0.
-            var ratio = where(part.gt(0.0), part / py, ones_like(part));
+            using var zero = 0.0.ToScalar();
+            var ratio = where(part.gt(zero), part / py, ones_like(part));
             var kl = (part * ratio.log()).sum(new long[] { 1 });
             scores[k] = Math.Exp(kl.mean().item<double>());
         }

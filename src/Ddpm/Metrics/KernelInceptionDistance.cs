@@ -1,3 +1,5 @@
+using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics;
@@ -65,10 +67,15 @@ public static class KernelInceptionDistance
     internal static double UnbiasedMmd2(Tensor x, Tensor y, double d)
     {
         long m = x.shape[0];
-        var kxx = (x.matmul(x.t()) / d + 1.0).pow(3);
-        var kyy = (y.matmul(y.t()) / d + 1.0).pow(3);
-        var kxy = (x.matmul(y.t()) / d + 1.0).pow(3);
-        double offDiag = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()).item<double>();
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        // k(a, b) = (a.b / d + 1)^3, with the alpha of each + held (add(one, Int1)).
+        using var dS = d.ToScalar();
+        using var one = 1.0.ToScalar();
+        using var three = 3.ToScalar();
+        var kxx = (x.matmul(x.t()) / dS).add(one, Int1).pow(three);
+        var kyy = (y.matmul(y.t()) / dS).add(one, Int1).pow(three);
+        var kxy = (x.matmul(y.t()) / dS).add(one, Int1).pow(three);
+        double offDiag = (kxx.sum() - kxx.trace()).add(kyy.sum(), Int1).sub(kyy.trace()).item<double>();
         double cross = kxy.sum().item<double>();
         return offDiag / (m * (m - 1.0)) - 2.0 * cross / ((double)m * m);
     }

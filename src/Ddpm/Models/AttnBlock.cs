@@ -1,6 +1,7 @@
 using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Models;
@@ -57,8 +58,10 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor>
         var qs = SafeConv.Forward(q, h).reshape(n * heads, d, hh * ww).transpose(1, 2);   // (N h, HW, d)
         var ks = SafeConv.Forward(k, h).reshape(n * heads, d, hh * ww);                   // (N h, d, HW)
         var vs = SafeConv.Forward(v, h).reshape(n * heads, d, hh * ww);                   // (N h, d, HW)
-        var w = bmm(qs, ks).mul_(1.0 / Math.Sqrt(d)).softmax(2);         // (N h, HW query, HW key)
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var scale = (1.0 / Math.Sqrt(d)).ToScalar();
+        var w = bmm(qs, ks).mul_(scale).softmax(2);                       // (N h, HW query, HW key)
         var o = bmm(vs, w.transpose(1, 2)).reshape(n, c, hh, ww);         // sum over keys; heads back in channel order
-        return (x + SafeConv.Forward(proj_out, o)).MoveToOuterDisposeScope();
+        return x.add(SafeConv.Forward(proj_out, o), Int1).MoveToOuterDisposeScope();   // x + proj_out(o)
     }
 }

@@ -41,7 +41,8 @@ internal static class Init
     public static void GroupNorm(TorchSharp.Modules.GroupNorm norm)
     {
         using var _ = no_grad();
-        norm.weight?.fill_(1.0);
+        using var one = 1.0.ToScalar();   // held for the call: see Ddpm.Runtime.HeldScalars
+        norm.weight?.fill_(one);
         norm.bias?.zero_();
     }
 

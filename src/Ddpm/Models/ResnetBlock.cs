@@ -1,6 +1,7 @@
 using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Models;
@@ -46,10 +47,11 @@ public sealed class ResnetBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor temb)
     {
         using var scope = NewDisposeScope();
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
         var h = SafeConv.Forward(conv1, nn.functional.silu(norm1.call(x)));
-        h = h + temb_proj.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1);
+        h = h.add(temb_proj.call(nn.functional.silu(temb)).unsqueeze(-1).unsqueeze(-1), Int1);   // h + dense(swish(temb))
         h = SafeConv.Forward(conv2, dropout.call(nn.functional.silu(norm2.call(h))));
         var skip = nin_shortcut is null ? x : SafeConv.Forward(nin_shortcut, x);
-        return (skip + h).MoveToOuterDisposeScope();
+        return skip.add(h, Int1).MoveToOuterDisposeScope();   // skip + h
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Models;
@@ -58,7 +59,10 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         int half = dim / 2;
         double step = Math.Log(10000.0) / (half - freqShift);
-        var freqs = exp(arange(half, dtype: ScalarType.Float64, device: t.device) * -step);
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var count = half.ToScalar();
+        using var minusStep = (-step).ToScalar();
+        var freqs = exp(arange(Int0, count, Int1, dtype: ScalarType.Float64, device: t.device) * minusStep);   // arange(half): 0 .. half-1
         var args = t.to(ScalarType.Float64).unsqueeze(1) * freqs.unsqueeze(0);
         var emb = flipSinToCos ? cat([cos(args), sin(args)], 1) : cat([sin(args), cos(args)], 1);
         if (dim % 2 == 1) emb = nn.functional.pad(emb, [0, 1]);

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Runtime;
@@ -42,7 +43,7 @@ public static class SafeConv
         using var scope = NewDisposeScope();
         var y = nn.functional.conv2d(x.detach(), conv.weight!, conv.bias, strides: conv.stride, padding: conv.padding);
         var gradPath = ConvInputGrad.apply(x, conv.weight!.detach(), conv.stride[0], conv.padding![0]);
-        return (y + gradPath).MoveToOuterDisposeScope();
+        return y.add(gradPath, Int1).MoveToOuterDisposeScope();   // y + gradPath, its alpha held (see HeldScalars)
     }
 
     /// <summary>Channel counts whose oneDNN forward convolution was wrong here: odd multiples of 8 above 16.</summary>
@@ -56,7 +57,7 @@ public static class SafeConv
         long hout = (x.shape[2] + 2 * p - k) / s + 1, wout = (x.shape[3] + 2 * p - k) / s + 1;
         var cols = nn.functional.unfold(x, k, padding: p, stride: s);            // (N, Cin k k, L)
         var y = conv.weight!.reshape(cout, -1).matmul(cols).reshape(n, cout, hout, wout);
-        if (conv.bias is not null) y = y + conv.bias.reshape(1, cout, 1, 1);
+        if (conv.bias is not null) y = y.add(conv.bias.reshape(1, cout, 1, 1), Int1);   // y + bias, its alpha held (see HeldScalars)
         return y.MoveToOuterDisposeScope();
     }
 

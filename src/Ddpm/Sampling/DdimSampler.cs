@@ -1,5 +1,6 @@
 using Ddpm.Diffusion;
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
@@ -172,7 +173,13 @@ public sealed class DdimSampler(DdimOptions? options = null) : ISampler<DdimOpti
     internal static Tensor Step(Tensor x0, Tensor eps, double alphaBarPrev, double sigma, Tensor? z)
     {
         double direction = Math.Sqrt(Math.Max(0.0, 1.0 - alphaBarPrev - sigma * sigma));
-        var next = Math.Sqrt(alphaBarPrev) * x0 + direction * eps;
-        return z is null || sigma == 0.0 ? next : next + sigma * z;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        // a.add(b, Int1) is a + b with its alpha held.
+        using var x0Coef = Math.Sqrt(alphaBarPrev).ToScalar();
+        using var epsCoef = direction.ToScalar();
+        var next = (x0Coef * x0).add(epsCoef * eps, Int1);
+        if (z is null || sigma == 0.0) return next;
+        using var zCoef = sigma.ToScalar();
+        return next.add(zCoef * z, Int1);
     }
 }

@@ -130,7 +130,10 @@ public sealed class DpmSolverSampler(DpmSolverOptions? options = null) : ISample
     {
         using var scope = torch.NewDisposeScope();
         double c = 1.0 / (2.0 * r);
-        var d = (1.0 + c) * x0S - c * x0Prev;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var x0Coef = (1.0 + c).ToScalar();
+        using var prevCoef = c.ToScalar();
+        var d = x0Coef * x0S - prevCoef * x0Prev;
         return Update(xS, d, alphaBarS, alphaBarT).MoveToOuterDisposeScope();
     }
 
@@ -139,6 +142,8 @@ public sealed class DpmSolverSampler(DpmSolverOptions? options = null) : ISample
         double h = Lambda(alphaBarT) - Lambda(alphaBarS);
         double sigmaRatio = Math.Sqrt((1.0 - alphaBarT) / (1.0 - alphaBarS));
         double alphaT = Math.Sqrt(alphaBarT);
-        return sigmaRatio * xS - alphaT * (Math.Exp(-h) - 1.0) * d;
+        using var xCoef = sigmaRatio.ToScalar();
+        using var dCoef = (alphaT * (Math.Exp(-h) - 1.0)).ToScalar();
+        return xCoef * xS - dCoef * d;
     }
 }

@@ -1,5 +1,6 @@
 using Ddpm.Diffusion;
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Sampling;
@@ -36,11 +37,11 @@ public static class Interpolation
         double cos = (a64.flatten() * b64.flatten()).sum().item<double>() /
                      (a64.norm().item<double>() * b64.norm().item<double>());
         double theta = Math.Acos(Math.Clamp(cos, -1.0, 1.0));
-        Tensor result;
-        if (Math.Sin(theta) < 1e-6)
-            result = (1 - w) * a64 + w * b64;
-        else
-            result = Math.Sin((1 - w) * theta) / Math.Sin(theta) * a64 + Math.Sin(w * theta) / Math.Sin(theta) * b64;
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        bool linear = Math.Sin(theta) < 1e-6;
+        using var aCoef = (linear ? 1 - w : Math.Sin((1 - w) * theta) / Math.Sin(theta)).ToScalar();
+        using var bCoef = (linear ? w : Math.Sin(w * theta) / Math.Sin(theta)).ToScalar();
+        var result = (aCoef * a64).add(bCoef * b64, Int1);   // aCoef a + bCoef b
         return result.to(a.dtype).MoveToOuterDisposeScope();
     }
 

@@ -99,8 +99,11 @@ public static class SamplingLoop
     public static Device DefaultDevice(nn.Module model) => model.parameters().Select(p => p.device).FirstOrDefault() ?? CPU;
 
     /// <summary>The same timestep for the whole batch, as int64 on the device.</summary>
-    internal static Tensor Timestep(long batch, int t, Device device) =>
-        torch.full(new[] { batch }, (long)t, dtype: ScalarType.Int64, device: device);
+    internal static Tensor Timestep(long batch, int t, Device device)
+    {
+        using var value = ((long)t).ToScalar();   // held for the call: see Ddpm.Runtime.HeldScalars
+        return torch.full(new[] { batch }, value, dtype: ScalarType.Int64, device: device);
+    }
 
     private static Tensor ToDevice(Tensor z, Device device) =>
         z.device_type == device.type && (device.type == DeviceType.CPU || z.device_index == device.index) ? z : z.to(device);

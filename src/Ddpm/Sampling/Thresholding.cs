@@ -14,10 +14,18 @@ public static class Thresholding
         return options.Threshold switch
         {
             X0Threshold.None => x0.alias(),
-            X0Threshold.Clip => x0.clamp(-1.0, 1.0),
+            X0Threshold.Clip => Clip(x0),
             X0Threshold.Dynamic => Dynamic(x0, options.DynamicThresholdQuantile, options.DynamicThresholdMax),
             _ => throw new DdpmException($"sampler: threshold {options.Threshold}: expected None, Clip or Dynamic"),
         };
+    }
+
+    // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+    private static Tensor Clip(Tensor x0)
+    {
+        using var low = (-1.0).ToScalar();
+        using var high = 1.0.ToScalar();
+        return x0.clamp(low, high);
     }
 
     /// <summary>
@@ -31,8 +39,13 @@ public static class Thresholding
         long n = x0.shape[0];
         var flat = x0.reshape(n, -1);
         var q = torch.tensor((float)quantile, dtype: flat.dtype, device: flat.device);
-        var s = flat.abs().quantile(q, 1, true).clamp_min(1.0);
-        if (!double.IsPositiveInfinity(max)) s = s.clamp_max(max);
+        using var one = 1.0.ToScalar();
+        var s = flat.abs().quantile(q, 1, true).clamp_min(one);
+        if (!double.IsPositiveInfinity(max))
+        {
+            using var maxS = max.ToScalar();
+            s = s.clamp_max(maxS);
+        }
         var result = torch.minimum(torch.maximum(flat, -s), s) / s;
         return result.reshape(x0.shape).MoveToOuterDisposeScope();
     }

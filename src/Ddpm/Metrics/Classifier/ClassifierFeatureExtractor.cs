@@ -1,5 +1,6 @@
 using Ddpm.Imaging;
 using TorchSharp;
+using static Ddpm.Runtime.HeldScalars;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics.Classifier;
@@ -88,11 +89,14 @@ public sealed class ClassifierFeatureExtractor : IFeatureExtractor
         if (images.dim() != 4 || (images.shape[1] != 1 && images.shape[1] != 3))
             throw new DdpmException($"classifier: images must be (N, 1 or 3, H, W); got shape [{string.Join(", ", images.shape)}]");
         using var scope = NewDisposeScope();
-        var x = ImageIO.Quantize(images).to(ScalarType.Float32).div(127.5).sub(1.0);
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var half255 = 127.5.ToScalar();
+        using var one = 1.0.ToScalar();
+        var x = ImageIO.Quantize(images).to(ScalarType.Float32).div(half255).sub(one);
         if (x.shape[1] == 3)
         {
             var luma = tensor(new float[] { 0.299f, 0.587f, 0.114f }).view(1, 3, 1, 1);
-            x = x.add(1.0).mul(luma).sum(1, keepdim: true).sub(1.0);
+            x = x.add(one, Int1).mul(luma).sum(1, keepdim: true).sub(one);   // add(one, Int1): x.add(1.0) with its alpha held
         }
         const int s = ClassifierNet.ImageSize;
         if (x.shape[2] != s || x.shape[3] != s)

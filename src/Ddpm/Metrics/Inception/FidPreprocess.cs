@@ -1,4 +1,5 @@
 using Ddpm.Imaging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ddpm.Metrics.Inception;
@@ -32,12 +33,16 @@ public static class FidPreprocess
         if (pixels.dtype != ScalarType.Byte)
             throw new ArgumentException($"FID preprocessing: pixels must be uint8, got {pixels.dtype}", nameof(pixels));
         using var scope = NewDisposeScope();
-        var x = pixels.to(device ?? pixels.device).to_type(ScalarType.Float32).div(255.0);
+        // Scalars passed to TorchSharp are explicit and held for the whole call; see Ddpm.Runtime.HeldScalars.
+        using var levels = 255.0.ToScalar();
+        using var two = 2.0.ToScalar();
+        using var one = 1.0.ToScalar();
+        var x = pixels.to(device ?? pixels.device).to_type(ScalarType.Float32).div(levels);
         x = nn.functional.interpolate(x, new long[] { FidInceptionV3.InputSize, FidInceptionV3.InputSize },
             mode: InterpolationMode.Bilinear, align_corners: false);
         // Grey to RGB after the resize: the resize works on each channel alone, so the result is the same, for a third of the work.
         if (x.shape[1] == 1) x = x.expand(-1, 3, -1, -1);
-        return x.mul(2.0).sub(1.0).MoveToOuterDisposeScope();
+        return x.mul(two).sub(one).MoveToOuterDisposeScope();
     }
 
     private static void CheckShape(Tensor t)
