@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,12 +10,9 @@ namespace Ddpm.Training;
 /// <see cref="Adam"/> holds, with the same operations in the same order as its <c>step()</c>, so the result is
 /// bit for bit the same; the optimizer object stays the owner of the moments and of their checkpoint format.
 /// <para>
-/// Why not <c>step()</c> itself: TorchSharp 0.107 passes a <see cref="Scalar"/>'s native handle to libtorch without
-/// keeping the Scalar alive, and Scalars are finalizable and not tracked by dispose scopes. The temporary Scalars its
-/// Adam makes from doubles (seven per parameter per step) can be finalized by a garbage collection that another thread
-/// starts while libtorch is about to read them: a training run died that way in <c>addcdiv_</c> ("Expected false to
-/// be true ... toFloat"), and a reused allocation could as well pass a wrong value silently. Here every Scalar is held
-/// by a <c>using</c> until the operation has returned.
+/// Why not <c>step()</c> itself: the temporary Scalars TorchSharp's Adam makes from doubles (seven per parameter per
+/// step) can be freed while libtorch reads them (see <see cref="HeldScalars"/>); a training run died that way in
+/// <c>addcdiv_</c> ("Expected false to be true ... toFloat"). Here every Scalar is held until its operation returns.
 /// </para>
 /// </summary>
 public static class AdamUpdate
@@ -50,7 +48,7 @@ public static class AdamUpdate
                 state.exp_avg.mul_(beta1Scalar).add_(grad, oneMinusBeta1);
                 state.exp_avg_sq.mul_(beta2Scalar).addcmul_(grad, grad.conj(), oneMinusBeta2);
                 using Scalar root = Math.Sqrt(biasCorrection2).ToScalar(), negativeStep = (-(lr / biasCorrection1)).ToScalar();
-                var denominator = state.exp_avg_sq.sqrt().div(root).add_(epsScalar);
+                var denominator = state.exp_avg_sq.sqrt().div(root).add_(epsScalar, HeldScalars.Int1); // add_(eps) with its alpha held
                 param.addcdiv_(state.exp_avg, denominator, negativeStep);
             }
         }

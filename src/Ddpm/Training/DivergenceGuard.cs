@@ -34,7 +34,7 @@ public sealed class DivergenceGuard : IDisposable
         using var _ = no_grad();
         var finite = loss.detach().isfinite();
         if (gradNorm is not null) finite = finite.logical_and(gradNorm.isfinite());
-        using Scalar zero = 0.ToScalar(), stepScalar = step.ToScalar(); // held for the whole call: see AdamUpdate
+        using Scalar zero = 0.ToScalar(), stepScalar = step.ToScalar(); // held for the whole call: see HeldScalars
         var newlyBad = finite.logical_not().logical_and(_firstBadStep.lt(zero));
         _firstBadStep.copy_(where(newlyBad, full(1, stepScalar, dtype: ScalarType.Int64, device: _firstBadStep.device), _firstBadStep));
         _lossThen.copy_(where(newlyBad, loss.detach().to(ScalarType.Float64), _lossThen));

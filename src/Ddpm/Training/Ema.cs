@@ -47,7 +47,7 @@ public sealed class Ema
     {
         double decay = DecayAt(updatesSoFar);
         using var _ = no_grad();
-        // Scalars held for the whole call (see AdamUpdate: TorchSharp does not keep a temporary Scalar alive).
+        // Scalars held for the whole call (see HeldScalars: TorchSharp does not keep a temporary Scalar alive).
         using Scalar keep = decay.ToScalar(), take = (1 - decay).ToScalar();
         foreach (var (avg, p) in _parameters) avg.mul_(keep).add_(p, take);
         foreach (var (avg, b) in _buffers) avg.copy_(b);

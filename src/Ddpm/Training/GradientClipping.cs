@@ -1,3 +1,4 @@
+using Ddpm.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,9 +29,9 @@ public static class GradientClipping
         for (int i = 0; i < norms.Length; i++) norms[i] = grads[i].norm(2.0f);
         var total = norms.Length == 1 ? norms[0] : stack(norms).norm(2.0f);
         // (max / (norm + 1e-6)) as libtorch writes it: the reciprocal times the scalar, then clamped at 1.
-        // (Scalars held for the whole call: see AdamUpdate.)
+        // (Scalars held for the whole call: see HeldScalars.)
         using Scalar tiny = 1e-6.ToScalar(), max = maxNorm.ToScalar(), one = 1.0.ToScalar();
-        var coefficient = total.add(tiny).reciprocal().mul(max).clamp_max(one);
+        var coefficient = total.add(tiny, HeldScalars.Int1).reciprocal().mul(max).clamp_max(one);
         using (no_grad())
             foreach (var g in grads) g.mul_(coefficient);
         return total.MoveToOuterDisposeScope();

@@ -92,7 +92,7 @@ public sealed partial class Trainer
         var losses = Diffusion.TrainingLosses(Model, x0.narrow(0, start, count).to(Device), t.narrow(0, start, count).to(Device),
             noise.narrow(0, start, count).to(Device));
         var weighted = weights is null ? losses : losses * weights.narrow(0, start, count).to(Device);
-        using Scalar batchScalar = batch.ToScalar(); // held for the whole call: see AdamUpdate
+        using Scalar batchScalar = batch.ToScalar(); // held for the whole call: see HeldScalars
         var local = weighted.sum().div(batchScalar);
         local.backward();
         var (loss, all) = _parallel.Reduce(_parameters, local, losses, start, batch);

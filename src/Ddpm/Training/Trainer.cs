@@ -412,7 +412,7 @@ public sealed partial class Trainer : IDisposable
         using (no_grad())
         {
             var detached = loss.detach();
-            _windowLossSum.add_(detached.to(ScalarType.Float64));
+            _windowLossSum.add_(detached.to(ScalarType.Float64), HeldScalars.Int1); // the alpha add_ would make, held (HeldScalars)
             _lastLoss.copy_(detached);
             if (gradNorm is not null) _lastGradNorm.copy_(gradNorm);
             else _lastGradNorm.zero_();
