@@ -133,12 +133,13 @@ public static class TestUtil
     }
 
     /// <summary>
-    /// A tiny run on <see cref="TinyData"/>. It predicts eps, the paper's target (the default is v), so the tests that
-    /// rebuild a step by hand from Algorithm 1 (<c>StepReplica</c>) apply to it.
+    /// A tiny run on <see cref="TinyData"/>. It predicts eps with the linear schedule, the paper's target and schedule
+    /// (the defaults are v and cosine), so the tests that rebuild a step by hand from Algorithm 1 (<c>StepReplica</c>,
+    /// with the paper's linear betas) apply to it.
     /// </summary>
     public static TrainConfig TinyConfig(long steps = 4) => new()
     {
-        Prediction = Ddpm.Diffusion.PredictionType.Epsilon,
+        Prediction = Ddpm.Diffusion.PredictionType.Epsilon, Schedule = Ddpm.Diffusion.ScheduleKind.Linear,
         Data = "synthetic", Model = TinyUNet(), Timesteps = 12, Steps = steps, BatchSize = 4, LearningRate = 1e-3,
         WarmupSteps = 2, SampleCount = 2, CheckpointEvery = 0, LogEvery = 1, Device = DeviceSpec.Cpu, Seed = 7,
     };
