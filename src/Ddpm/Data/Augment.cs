@@ -20,7 +20,8 @@ public static class Augment
         long n = batch.shape[0];
         using var scope = NewDisposeScope();
         var u = rand(new long[] { n }, dtype: ScalarType.Float32, device: generator.device, generator: generator);
-        var flip = u.lt(0.5).to(batch.device).view(n, 1, 1, 1);
+        using var half = 0.5.ToScalar();   // held for the call (see Ddpm.Runtime.HeldScalars); this runs every step
+        var flip = u.lt(half).to(batch.device).view(n, 1, 1, 1);
         var result = where(flip, batch.flip(3), batch);
         return result.MoveToOuterDisposeScope();
     }

@@ -67,6 +67,7 @@ public sealed partial class Trainer : IDisposable
     public long Step { get; private set; }
 
     private readonly Adam _optimizer;
+    private readonly AdamUpdate _adam;
     private readonly Ema _ema;
     private readonly BatchSampler _batches;
     private readonly ITimestepSampler _timesteps;
@@ -117,6 +118,7 @@ public sealed partial class Trainer : IDisposable
         _ema = new Ema(Model, EmaModel, config.EmaDecay, config.EmaWarmup, config.EmaPower, config.EmaInvGamma);
         _ema.CopyFromModel();
         _optimizer = optim.Adam(Model.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
+        _adam = new AdamUpdate(_optimizer);
         Diffusion = DiffusionFactory.Diffusion(config);
         _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
         _timesteps = TimestepSamplers.For(config);
@@ -406,7 +408,7 @@ public sealed partial class Trainer : IDisposable
         _guard.Observe(step, loss, gradNorm);
         double lr = LearningRate.At(Config.LearningRate, Config.WarmupSteps, step);
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
-        AdamUpdate.Apply(_optimizer);
+        _adam.Apply();
         _ema.Update(step);
 
         using (no_grad())
@@ -615,6 +617,7 @@ public sealed partial class Trainer : IDisposable
 
     public void Dispose()
     {
+        _adam.Dispose();
         _optimizer.Dispose();
         Model.Dispose();
         EmaModel.Dispose();

@@ -47,6 +47,7 @@ public class AdamUpdateTests
         using var scope = NewDisposeScope();
         var mineAdam = Setup(ps => optim.Adam(ps, 1e-3, 0.9, 0.999, 1e-8), out var mine);
         var theirAdam = Setup(ps => optim.Adam(ps, 1e-3, 0.9, 0.999, 1e-8), out var theirs);
+        using var update = new AdamUpdate(mineAdam);
         for (int step = 0; step < 7; step++)
         {
             double lr = 1e-3 * (step + 1) / 4; // a warm-up: the group's learning rate changes between steps
@@ -54,7 +55,7 @@ public class AdamUpdateTests
             foreach (var g in theirAdam.ParamGroups) g.LearningRate = lr;
             SetGradients(mine, step);
             SetGradients(theirs, step);
-            AdamUpdate.Apply(mineAdam);
+            update.Apply();
             theirAdam.step();
         }
         for (int i = 0; i < mine.Length; i++)
@@ -75,8 +76,8 @@ public class AdamUpdateTests
     {
         using var scope = NewDisposeScope();
         var withDecay = Setup(ps => optim.Adam(ps, weight_decay: 0.1), out _);
-        Assert.Throws<NotSupportedException>(() => AdamUpdate.Apply(withDecay));
+        Assert.Throws<NotSupportedException>(() => new AdamUpdate(withDecay));
         var amsgrad = Setup(ps => optim.Adam(ps, amsgrad: true), out _);
-        Assert.Throws<NotSupportedException>(() => AdamUpdate.Apply(amsgrad));
+        Assert.Throws<NotSupportedException>(() => new AdamUpdate(amsgrad));
     }
 }
