@@ -22,13 +22,17 @@ public static class EvaluateCommand
         {
             run, every, again, device, threads, noProgress,
         };
-        // The evaluation settings of train, with the run's own values as defaults.
+        // The evaluation settings of train, with the run's own values as defaults, and the training data's path: the
+        // reference images are its first eval_real_count images, and a run outlives the folder it was trained from.
         var bindings = SettingOptions.ForTrainConfig()
-            .Where(b => b.Setting.Key.StartsWith("eval_", StringComparison.Ordinal) && b.Setting.Key != "eval_every" || b.Setting.Key == "inception_weights")
+            .Where(b => b.Setting.Key.StartsWith("eval_", StringComparison.Ordinal) && b.Setting.Key != "eval_every"
+                || b.Setting.Key is "inception_weights" or "data")
             .ToList();
         foreach (var b in bindings)
         {
-            b.Option.Description = b.Setting.Help + " (default: the run's)";
+            b.Option.Description = b.Setting.Key == "data"
+                ? "Where the run's training data is now, if it moved: the samples are compared with its first --eval-real-count images (default: the run's path)"
+                : b.Setting.Help + " (default: the run's)";
             cmd.Options.Add(b.Option);
         }
         cmd.SetAction(parse =>

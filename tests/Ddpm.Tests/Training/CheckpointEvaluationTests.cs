@@ -61,6 +61,30 @@ public class CheckpointEvaluationTests
     }
 
     [Fact]
+    public void ARunWhoseDataMovedIsScoredWithTheNewPathAndTheSameFigures()
+    {
+        TrainedRun(out var run);
+        var logged = Assert.Single(MetricsLog.ReadEvals(run));
+        var config = TrainConfig.Load(Path.Combine(run, "config.json"));
+        var moved = Path.Combine(TestUtil.TempDir(), "elsewhere.idx");
+        File.Move(config.Data, moved);
+
+        var (code, _, err) = TestUtil.Cli("evaluate", run, "--again", "--no-progress");
+        Assert.Equal(1, code);
+        Assert.Contains("is not there (moved or deleted)", err);
+        Assert.Contains(config.Data, err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.Single(MetricsLog.ReadEvals(run));
+
+        (code, _, err) = TestUtil.Cli("evaluate", run, "--again", "--data", moved, "--no-progress");
+        Assert.True(code == 0, err);
+        // The same images at a new path: the same reference, so the same figures as training logged at step 4.
+        var again = MetricsLog.ReadEvals(run).Last();
+        Assert.Equal(4, again.Step);
+        Assert.Equal(logged.Eval.OrderBy(kv => kv.Key), again.Eval.OrderBy(kv => kv.Key));
+    }
+
+    [Fact]
     public void AFolderWithoutCheckpointsIsAOneLineError()
     {
         var dir = TestUtil.TempDir();

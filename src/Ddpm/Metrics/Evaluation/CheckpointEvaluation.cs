@@ -45,6 +45,10 @@ public static class CheckpointEvaluation
         var written = new List<EvalRecord>();
         if (todo.Count == 0) return written;
 
+        // The reference images come from the training data: say so when it is gone, not just that a path is missing.
+        if (!File.Exists(config.Data) && !Directory.Exists(config.Data))
+            throw new DdpmException($"{runDir}: the run's training data {config.Data} is not there (moved or deleted); "
+                + "the evaluation compares the samples with its images");
         using var data = DatasetLoader.Load(config.Data, config.ImageSize, config.Channels, config.MaxImages);
         using var evaluator = EvalMetrics.CreateEvaluator(config, data, device);
         using var log = new MetricsLog(runDir);
