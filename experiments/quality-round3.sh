@@ -8,9 +8,10 @@
 # Usage (from the repository root): bash experiments/quality-round3.sh [NAME...]   (NAME: a candidate or "default";
 # default: all, then the tables; THREADS=1 so that two instances with different names can share the 2 cores)
 # Every run is seeded (seed 0) and scored with the fixed seeds of rounds one and two; finished steps are skipped.
-# Added in a later session and run two at a time (THREADS=1 each) after the default: cosine with batch 32 at 4,000
-# steps (the time of 3,000 of batch 64: 5.65 against 4.22 steps/s) and cosine with --ema-power 0.6. Not run: ch 16
-# with the linear schedule at 3,000 steps (round two has it at 2,617: 31.7).
+# Added in a later session and run one after the other with THREADS=2 after the default: cosine with batch 32 at
+# 4,000 steps (the time of 3,000 of batch 64: 5.65 against 4.22 steps/s; measured then, 29.9 minutes against 34.5 for
+# the ema candidate, which shared the cores with a CI run for part of its time) and cosine with --ema-power 0.6.
+# Not run: ch 16 with the linear schedule at 3,000 steps (round two has it at 2,617: 31.7).
 set -euo pipefail
 OUT=${OUT:-experiments/results/quality/round3}
 source "$(dirname "$0")/quality-common.sh"

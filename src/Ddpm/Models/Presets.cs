@@ -11,10 +11,11 @@ public static class Presets
     private sealed record Preset(string Name, string Summary, Func<UNetConfig> Build);
 
     // The CPU presets were timed on 2 cores (batch 64, forward+backward+Adam): mnist-small about 80-95 images/s,
-    // cifar-small about 70 images/s, mnist-tiny about 270 (a quarter of mnist-small's multiply-adds, and its 16 and
-    // 32 channels stay on the fast convolution path). 8 groups keep 4 channels per group at ch 32, as the paper's 32
-    // groups do at ch 128. mnist-tiny is the default because, at the default run's 12 minutes, four times the steps of
-    // a quarter of the network beat the larger one (issue 12, experiments/results/quality/round2 and round3).
+    // cifar-small about 70 images/s, mnist-tiny 118 to 270 on different days of the same machine (a quarter of
+    // mnist-small's multiply-adds, and its 16 and 32 channels stay on the fast convolution path). 8 groups keep 4
+    // channels per group at ch 32, as the paper's 32 groups do at ch 128. mnist-tiny is the default because, in the
+    // default run's minutes, four times the steps of a quarter of the network beat the larger one (issue 12,
+    // experiments/results/quality/round2 and round3).
     private static readonly Preset[] All =
     [
         new("mnist-tiny", "the default: CPU model for 28x28 grey images, mnist-small at half the width (ch 16)", () => new UNetConfig
