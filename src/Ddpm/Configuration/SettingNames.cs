@@ -10,6 +10,17 @@ public enum TimestepSamplerKind
 }
 
 /// <summary>
+/// How the learning rate falls after its warm-up: not at all (the paper's constant rate), along a half cosine
+/// (Loshchilov and Hutter 2017, without restarts) or along a straight line, to a final fraction of the base rate.
+/// </summary>
+public enum LearningRateDecay
+{
+    None,
+    Cosine,
+    Linear,
+}
+
+/// <summary>
 /// The names of the enum-valued settings of a run: the first of each entry is written to config.json (the spelling
 /// runs have always written), the others are read too (the spellings the parsers have always accepted).
 /// </summary>
@@ -45,4 +56,9 @@ public static class SettingNames
         (LossWeightingKind.None, "none", []),
         (LossWeightingKind.MinSnr, "min-snr", ["minsnr", "min_snr"]),
         (LossWeightingKind.P2, "p2", []));
+
+    public static EnumNames<LearningRateDecay> LrDecay { get; } = new("lr_decay",
+        (LearningRateDecay.None, "none", ["constant"]),
+        (LearningRateDecay.Cosine, "cosine", []),
+        (LearningRateDecay.Linear, "linear", []));
 }

@@ -105,6 +105,14 @@ public sealed class TrainConfig : IJsonOnDeserializing
     public double AdamEps { get; set; } = 1e-8;
     [Setting("Linear learning-rate warm-up steps")]
     public long WarmupSteps { get; set; } = 100;
+    /// <summary>How the rate falls after the warm-up (see <see cref="Training.LearningRateSchedule"/>); none keeps it constant, as the paper does.</summary>
+    [Setting("Learning-rate decay after the warm-up: none (constant, the paper's), cosine or linear, down to learning_rate x lr_final_ratio at step lr_decay_steps")]
+    public LearningRateDecay LrDecay { get; set; } = LearningRateDecay.None;
+    /// <summary>The step at which the decay reaches its final rate (counted from 0, warm-up included); null = the run's steps, fixed when it starts.</summary>
+    [Setting("Step at which the decay reaches its final rate (default: the run's steps when it starts; a resumed run keeps its own unless given)", Resumable = true)]
+    public long? LrDecaySteps { get; set; }
+    [Setting("The decay's final rate as a fraction of learning_rate")]
+    public double LrFinalRatio { get; set; }
     /// <summary>Global gradient-norm clip; 0 disables clipping.</summary>
     [Setting("Global gradient-norm clip, 0 = off")]
     public double GradClip { get; set; } = 1.0;
@@ -203,6 +211,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
             new EnumNameConverter<LossType>(SettingNames.Loss),
             new EnumNameConverter<TimestepSamplerKind>(SettingNames.TimestepSampler),
             new EnumNameConverter<LossWeightingKind>(SettingNames.LossWeighting),
+            new EnumNameConverter<LearningRateDecay>(SettingNames.LrDecay),
             new TextValueConverter<DeviceSpec>(DeviceSpec.Parse),
             new TextValueConverter<EvalClassifierChoice>(EvalClassifierChoice.Parse),
         },
@@ -308,6 +317,24 @@ public sealed class TrainConfig : IJsonOnDeserializing
         }
     }
 
+    /// <summary>The decay's settings: a span past the warm-up, a final fraction in [0, 1], neither given without a decay.</summary>
+    private void CheckDecay()
+    {
+        string ratio = LrFinalRatio.ToString(CultureInfo.InvariantCulture);
+        if (!Enum.IsDefined(LrDecay)) throw DdpmException.ForSetting("lr_decay", $"{LrDecay}: expected {SettingNames.LrDecay.Expected}");
+        if (LrDecay == LearningRateDecay.None)
+        {
+            if (LrDecaySteps is not null) throw DdpmException.ForSetting("lr_decay_steps", "applies to a learning-rate decay (lr_decay is none)");
+            if (LrFinalRatio != 0) throw DdpmException.ForSetting("lr_final_ratio", $"{ratio}: applies to a learning-rate decay (lr_decay is none)");
+            return;
+        }
+        if (!(LrFinalRatio >= 0 && LrFinalRatio <= 1)) throw DdpmException.ForSetting("lr_final_ratio", $"{ratio}: must be in [0, 1]");
+        if (LrDecaySteps is long d && d <= WarmupSteps)
+            throw DdpmException.ForSetting("lr_decay_steps", $"{d}: must be more than warmup_steps ({WarmupSteps}), where the decay starts");
+        if (LrDecaySteps is null && Steps <= WarmupSteps)
+            throw DdpmException.ForSetting("lr_decay", $"{SettingNames.LrDecay.Name(LrDecay)}: the run's {Steps} steps end within its {WarmupSteps} warm-up steps, leaving the decay no room");
+    }
+
     /// <summary>Rejects impossible values and combinations with a one-line message naming the setting; training data must be named.</summary>
     public void Validate() => Validate(requireData: true);
 
@@ -332,6 +359,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
         Check(AdamBeta1 is >= 0 and < 1, "adam_beta1", $"{F(AdamBeta1)}: must be in [0, 1)");
         Check(AdamBeta2 is >= 0 and < 1, "adam_beta2", $"{F(AdamBeta2)}: must be in [0, 1)");
         Check(WarmupSteps >= 0, "warmup_steps", $"{WarmupSteps}: must not be negative");
+        CheckDecay();
         Check(GradClip >= 0 && double.IsFinite(GradClip), "grad_clip", $"{F(GradClip)}: must be 0 (off) or positive");
         Check(EmaDecay is >= 0 and < 1, "ema_decay", $"{F(EmaDecay)}: must be in [0, 1)");
         Check(EmaPower > 0, "ema_power", $"{F(EmaPower)}: must be positive");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Ddpm.Configuration;
 using Ddpm.Data;
 using Ddpm.Diffusion;
 using Ddpm.Distributed;
@@ -68,6 +69,7 @@ public sealed partial class Trainer : IDisposable
 
     private readonly Adam _optimizer;
     private readonly AdamUpdate _adam;
+    private readonly LearningRateSchedule _learningRates;
     private readonly Ema _ema;
     private readonly BatchSampler _batches;
     private readonly ITimestepSampler _timesteps;
@@ -119,6 +121,7 @@ public sealed partial class Trainer : IDisposable
         _ema.CopyFromModel();
         _optimizer = optim.Adam(Model.parameters(), config.LearningRate, config.AdamBeta1, config.AdamBeta2, config.AdamEps);
         _adam = new AdamUpdate(_optimizer);
+        _learningRates = LearningRateSchedule.Of(config);
         Diffusion = DiffusionFactory.Diffusion(config);
         _batches = new BatchSampler(data.Count, config.BatchSize, config.Seed);
         _timesteps = TimestepSamplers.For(config);
@@ -151,6 +154,8 @@ public sealed partial class Trainer : IDisposable
     {
         var c = config.Clone();
         c.ImageSize = data.Height;
+        // The decay's span is fixed when the run starts, so that resuming with more steps does not re-plan it.
+        if (c.LrDecay != LearningRateDecay.None) c.LrDecaySteps ??= c.Steps;
         c.Channels = data.Channels;
         if (customModel)
         {
@@ -406,7 +411,7 @@ public sealed partial class Trainer : IDisposable
         double maxNorm = Config.GradClip > 0 ? Config.GradClip : double.PositiveInfinity;
         var gradNorm = GradientClipping.ClipGlobalNorm(_parameters, maxNorm);
         _guard.Observe(step, loss, gradNorm);
-        double lr = LearningRate.At(Config.LearningRate, Config.WarmupSteps, step);
+        double lr = _learningRates.At(step);
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
         _adam.Apply();
         _ema.Update(step);

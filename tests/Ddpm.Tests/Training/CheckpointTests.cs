@@ -63,6 +63,42 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void ADecayedRunResumesExactlyAndKeepsItsSpanWhenExtended()
+    {
+        var dir = TestUtil.TempDir();
+        using var data = TestUtil.TinyData();
+        TrainConfig Decayed() { var c = TestUtil.TinyConfig(steps: 6); c.LrDecay = Ddpm.Configuration.LearningRateDecay.Cosine; c.LrFinalRatio = 0.1; return c; }
+        Dictionary<string, Tensor> straight;
+        using (var t = Trainer.Start(Decayed(), Path.Combine(dir, "a"), data))
+        {
+            t.Run();
+            straight = TestUtil.Parameters(t.Model);
+        }
+        // Stopped after 3 of its 6 steps (as Ctrl+C stops a run), then resumed: the rate is a function of the step alone.
+        using (var t = Trainer.Start(Decayed(), Path.Combine(dir, "b"), data))
+        {
+            for (int i = 0; i < 3; i++) t.TrainStep();
+            t.SaveCheckpoint();
+        }
+        using (var t = Trainer.Resume(Path.Combine(dir, "b"), data))
+        {
+            Assert.Equal(6, t.Config.LrDecaySteps); // fixed when the run started: its 6 steps
+            t.Run();
+            foreach (var (name, p) in t.Model.named_parameters()) Assert.True(p.equal(straight[name]).all().item<bool>(), $"model {name}");
+        }
+        var a = MetricsLog.Read(Path.Combine(dir, "a"));
+        // The resumed steps (4 to 6; the first three were stepped by hand, without the log) log the straight run's rates.
+        Assert.Equal(a.Skip(3).Select(r => (r.Step, r.Lr)), MetricsLog.Read(Path.Combine(dir, "b")).Select(r => (r.Step, r.Lr)));
+        // Extended to 9 steps, the run keeps the span it started with: steps 7 to 9 train at the final rate, 0.1 x 1e-3.
+        using (var t = Trainer.Resume(Path.Combine(dir, "b"), data, c => c.Steps = 9))
+            t.Run();
+        var extended = MetricsLog.Read(Path.Combine(dir, "b")).Where(r => r.Step > 6).ToList();
+        Assert.Equal([7L, 8L, 9L], extended.Select(r => r.Step));
+        Assert.All(extended, r => Assert.Equal(1e-4, r.Lr, 15));
+        Assert.True(a[^1].Lr > 1e-4, "the 6-step run's last update is above the final rate");
+    }
+
+    [Fact]
     public void AnInterruptedCheckpointWriteKeepsThePreviousOne()
     {
         var dir = TestUtil.TempDir();

@@ -1,3 +1,4 @@
+using Ddpm.Configuration;
 using Ddpm.Runtime;
 using Ddpm.Training;
 using TorchSharp;
@@ -15,6 +16,42 @@ public class ScheduleOfTrainingTests
         Assert.Equal(2e-4, LearningRate.At(2e-4, 5000, 4999), 15);
         Assert.Equal(2e-4, LearningRate.At(2e-4, 5000, 100_000), 15);
         Assert.Equal(1e-3, LearningRate.At(1e-3, 0, 0), 15);
+    }
+
+    [Fact]
+    public void CosineDecayFallsFromTheBaseRateAfterTheWarmupToItsFinalRateAtItsLastStep()
+    {
+        // Warm-up 100, decay to step 1100: progress p = (step - 100) / 1000 and rate = base cos^2(pi p / 2) for a final
+        // ratio of 0 (the half-cosine (1 + cos(pi p)) / 2 written as a square, an identity the code does not use).
+        var s = new LearningRateSchedule(1e-3, 100, LearningRateDecay.Cosine, 1100);
+        Assert.Equal(1e-3 * 50 / 100, s.At(49), 15);                          // the warm-up is the paper's
+        Assert.Equal(1e-3, s.At(99), 15);
+        Assert.Equal(1e-3, s.At(100), 15);                                    // p = 0
+        Assert.Equal(1e-3 / 2, s.At(600), 15);                                // p = 1/2: half way
+        Assert.Equal(1e-3 * Math.Pow(Math.Cos(Math.PI / 8), 2), s.At(350), 15);   // p = 1/4
+        double last = 1e-3 * Math.Pow(Math.Sin(Math.PI * 0.0005), 2);        // p = 0.999: cos^2(pi/2 - pi/2000)
+        Assert.Equal(last, s.At(1099), last * 1e-9);
+        Assert.True(s.At(1099) > 0, "the last update of a run that ends at the decay's end still moves the weights");
+        Assert.Equal(0.0, s.At(1100));
+        Assert.Equal(0.0, s.At(5000));                                      // constant after the decay
+        // A final ratio r lifts the whole curve: r + (1 - r) x the fall.
+        var floor = s with { FinalRatio = 0.1 };
+        Assert.Equal(1e-3 * (0.1 + 0.9 / 2), floor.At(600), 15);
+        Assert.Equal(1e-4, floor.At(9999), 15);
+    }
+
+    [Fact]
+    public void LinearDecayFallsAlongAStraightLineAndWithoutWarmupStartsAtTheBaseRate()
+    {
+        var s = new LearningRateSchedule(2e-3, 0, LearningRateDecay.Linear, 400, FinalRatio: 0.25);
+        Assert.Equal(2e-3, s.At(0), 15);
+        Assert.Equal(2e-3 * (0.25 + 0.75 * 0.75), s.At(100), 15);             // p = 1/4
+        Assert.Equal(2e-3 * (0.25 + 0.75 * 0.5), s.At(200), 15);
+        Assert.Equal(5e-4, s.At(400), 15);
+        Assert.Equal(5e-4, s.At(401), 15);
+        // none is the paper's schedule whatever the span says.
+        var none = s with { Decay = LearningRateDecay.None, WarmupSteps = 10 };
+        for (long step = 0; step < 500; step += 37) Assert.Equal(LearningRate.At(2e-3, 10, step), none.At(step));
     }
 
     [Fact]

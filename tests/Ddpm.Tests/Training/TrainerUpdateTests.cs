@@ -153,14 +153,19 @@ public class TrainerUpdateTests
         }
     }
 
-    [Fact]
-    public void AdamAppliesTheWarmedUpLearningRateAtEachStep()
+    [Theory]
+    [InlineData(LearningRateDecay.None)]
+    [InlineData(LearningRateDecay.Cosine)]
+    [InlineData(LearningRateDecay.Linear)]
+    public void AdamAppliesTheScheduledLearningRateAtEachStep(LearningRateDecay decay)
     {
         using var scope = NewDisposeScope();
         using var data = TestUtil.TinyData();
         var c = TestUtil.TinyConfig(steps: 6);
         c.LearningRate = 1e-2;
-        c.WarmupSteps = 4;
+        c.WarmupSteps = decay == LearningRateDecay.None ? 4 : 2;
+        c.LrDecay = decay;
+        if (decay != LearningRateDecay.None) c.LrFinalRatio = 0.2;
         using var t = Trainer.Start(c, Path.Combine(TestUtil.TempDir(), "run"), data);
         var names = t.Model.named_parameters().Select(p => p.name).ToArray();
         for (long s = 0; s < 6; s++)
@@ -185,8 +190,18 @@ public class TrainerUpdateTests
             }
             double applied = num / den;
             // The documented warm-up (LearningRate.At, Ho et al.'s linear warm-up): lr min(1, (s + 1) / warmup),
-            // i.e. 0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01. Float32 weights of size ~1 move by ~lr: 1e-4 relative.
-            double expected = 1e-2 * Math.Min(1.0, (s + 1) / 4.0);
+            // i.e. 0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01. With a decay: warm-up 2 (0.005, 0.01), then from step 2
+            // the fall over the remaining 4 steps of the run (the span defaults to its 6 steps), p = (s - 2) / 4, to
+            // 0.2 x the base: cosine 0.01, 0.2 + 0.8 cos^2(pi/8), 0.6, 0.2 + 0.8 cos^2(3 pi/8) (x 0.01); linear 0.01,
+            // 0.008, 0.006, 0.004. Float32 weights of size ~1 move by ~lr: 1e-4 relative.
+            double p = (s - 2) / 4.0;
+            double expected = decay switch
+            {
+                LearningRateDecay.None => 1e-2 * Math.Min(1.0, (s + 1) / 4.0),
+                _ when s < 2 => 1e-2 * (s + 1) / 2.0,
+                LearningRateDecay.Cosine => 1e-2 * (0.2 + 0.8 * Math.Pow(Math.Cos(Math.PI * p / 2), 2)),
+                _ => 1e-2 * (0.2 + 0.8 * (1 - p)),
+            };
             Assert.True(Math.Abs(applied - expected) < 1e-4 * expected, $"step {s}: Adam applied lr {applied}, expected {expected}");
             foreach (var x in opt.Values) x.Dispose();
         }
