@@ -7,6 +7,9 @@
 # 10,000 training images (the curve), the last by `ddpm distance` against the 10,000 test images with the
 # real-vs-real floor (the goal: at most 3x the floor), and the curve drawn by `ddpm plot`.
 # Usage (from the repository root): FASHION=DIR bash experiments/fashion-hour.sh
+#   OUT (the results folder), STEPS, EVERY (steps between checkpoints, 1,000) and EXTRA (options added to the
+#   training command) select a variant: the decay run was OUT=experiments/results/quality/fashion-hour-decay
+#   EXTRA="--lr-decay cosine" EVERY=500.
 #   DIR holds train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz (https://github.com/zalandoresearch/fashion-mnist);
 #   default: ../shared/data/fashion-mnist. Finished steps are skipped when the script is run again.
 set -euo pipefail
@@ -15,18 +18,20 @@ FASHION=${FASHION:-../shared/data/fashion-mnist}
 DATA=$FASHION/t10k-images-idx3-ubyte.gz THREADS=${THREADS:-2}
 source "$(dirname "$0")/quality-common.sh"
 STEPS=${STEPS:-5500}
+EVERY=${EVERY:-1000}
+read -ra EXTRA <<< "${EXTRA:-}"
 
 run=$OUT/run
 if [ ! -f "$run/checkpoints/latest" ]; then
   rm -rf "$run"
   start=$(date +%s)
   "${DDPM[@]}" train -o "$run" --data "$FASHION/train-images-idx3-ubyte.gz" --steps "$STEPS" \
-    --checkpoint-every 1000 --keep-checkpoints 100 "${COMMON[@]}" > "$OUT/train.log"
+    --checkpoint-every "$EVERY" --keep-checkpoints 100 "${COMMON[@]}" "${EXTRA[@]}" > "$OUT/train.log"
   echo "wall-clock seconds of the training command (data loading and the final grid included): $(( $(date +%s) - start ))" \
     | tee "$OUT/wall-clock.txt"
   cp "$run/samples/final.png" "$OUT/final.png"
 fi
-grep -q '"eval"' "$run/metrics.jsonl" || "${DDPM[@]}" evaluate "$run" --every 1000 --eval-count "$COUNT" \
+grep -q '"eval"' "$run/metrics.jsonl" || "${DDPM[@]}" evaluate "$run" --every "$EVERY" --eval-count "$COUNT" \
   --eval-real-count 10000 --eval-classifier fashion-mnist --eval-sampler dpm-solver "${COMMON[@]}" > "$OUT/evaluate.log"
 cp "$run/metrics.jsonl" "$OUT/metrics.jsonl"
 [ -f "$OUT/distance.json" ] || "${DDPM[@]}" distance "$run" "$DATA" --classifier fashion-mnist --count "$COUNT" \
@@ -34,7 +39,7 @@ cp "$run/metrics.jsonl" "$OUT/metrics.jsonl"
 "${DDPM[@]}" plot "$run" -o "$OUT/fashion-curve.png" > /dev/null
 
 {
-  echo "### The Fashion-MNIST hour: \`ddpm train --data train-images-idx3-ubyte.gz --steps $STEPS\`"
+  echo "### The Fashion-MNIST hour: \`ddpm train --data train-images-idx3-ubyte.gz --steps $STEPS${EXTRA[*]:+ ${EXTRA[*]}}\`"
   echo
   echo "$(cat "$OUT/wall-clock.txt")"
   echo

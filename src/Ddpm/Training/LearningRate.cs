@@ -13,7 +13,7 @@ public static class LearningRate
 /// <summary>
 /// The rate of every update as a function of its step alone (so a resumed run continues exactly): the paper's linear
 /// warm-up over steps 0..W-1, then a decay from the base rate at step W to <c>FinalRatio</c> x base at step
-/// <c>DecaySteps</c> = D, constant after. With progress p = (step - W) / (D - W), the factor is
+/// <c>DecaySteps</c> = D, constant after (from the end of the warm-up when D &lt;= W). With progress p = (step - W) / (D - W), the factor is
 /// r + (1 - r) (1 + cos(pi p)) / 2 for the cosine decay and r + (1 - r) (1 - p) for the linear one; the last update of
 /// a run whose D is its step count (step D - 1) still moves the weights.
 /// </summary>
@@ -29,7 +29,8 @@ public sealed record LearningRateSchedule(double BaseRate, long WarmupSteps, Lea
     {
         double warm = LearningRate.At(BaseRate, WarmupSteps, step);
         if (Decay == LearningRateDecay.None || step < WarmupSteps) return warm;
-        double progress = Math.Clamp((step - WarmupSteps) / (double)(DecaySteps - WarmupSteps), 0.0, 1.0);
+        // A span that ends within the warm-up (a run shorter than its warm-up, extended) has decayed by then.
+        double progress = DecaySteps <= WarmupSteps ? 1.0 : Math.Clamp((step - WarmupSteps) / (double)(DecaySteps - WarmupSteps), 0.0, 1.0);
         double fall = Decay switch
         {
             LearningRateDecay.Cosine => (1 + Math.Cos(Math.PI * progress)) / 2,

@@ -49,6 +49,11 @@ public class ScheduleOfTrainingTests
         Assert.Equal(2e-3 * (0.25 + 0.75 * 0.5), s.At(200), 15);
         Assert.Equal(5e-4, s.At(400), 15);
         Assert.Equal(5e-4, s.At(401), 15);
+        // A span that ends within the warm-up: the warm-up as always, then the final rate at once.
+        var early = new LearningRateSchedule(2e-3, 100, LearningRateDecay.Cosine, 50, FinalRatio: 0.25);
+        Assert.Equal(2e-3 * 50 / 100, early.At(49), 15);
+        Assert.Equal(2e-3, early.At(99), 15);
+        Assert.Equal(5e-4, early.At(100), 15);
         // none is the paper's schedule whatever the span says.
         var none = s with { Decay = LearningRateDecay.None, WarmupSteps = 10 };
         for (long step = 0; step < 500; step += 37) Assert.Equal(LearningRate.At(2e-3, 10, step), none.At(step));
