@@ -29,6 +29,10 @@ public sealed class BenchOptions
     public string Tf32 { get; set; } = "default";
     /// <summary>Also time the peer's loop without its EMA.</summary>
     public bool PeerNoEma { get; set; } = true;
+    /// <summary>A second SafeConv policy (output channels from which libtorch's own input gradient is trusted) timed beside the default; 0: none.</summary>
+    public int SafeConvCompare { get; set; }
+    /// <summary>Run only the stress check of libtorch's convolution backward (<see cref="ConvCheck"/>) with this many calls per shape; 0: skip it.</summary>
+    public int ConvCheck { get; set; }
 }
 
 /// <summary>The benchmark's command line: options, help, and one-line errors for bad input.</summary>
@@ -57,10 +61,12 @@ public static class BenchCommand
         var peer = Opt("--peer", "Python for the PyTorch peer (bench/pytorch_peer.py): auto, off, or a path", d.Peer);
         var tf32 = Opt("--tf32", "TF32 for CUDA matmuls and convolutions on both sides: default, on or off", d.Tf32);
         var peerNoEma = Opt("--peer-no-ema", "also time the peer's loop without its EMA", d.PeerNoEma);
+        var convCheck = Opt("--conv-check", "run only the stress check of libtorch's CPU convolution input gradients for the preset's shapes SafeConv trusts, this many calls per shape, size and batch (0: skip)", d.ConvCheck);
+        var safeConvCompare = Opt("--safeconv-compare", "also time SafeConv trusting libtorch's input gradient from this many output channels (CPU; 0: only the default and the full workaround)", d.SafeConvCompare);
         var root = new RootCommand("ddpm benchmark: training and sampling throughput against the same-run matmul rate and the PyTorch peer")
         {
             preset, device, batch, steps, soakSteps, soakBatch, sampleSteps, threads, classifierOnly, inception,
-            inceptionOnly, inceptionBatch, inceptionBatches, peer, tf32, peerNoEma,
+            inceptionOnly, inceptionBatch, inceptionBatches, peer, tf32, peerNoEma, safeConvCompare, convCheck,
         };
         var parsed = root.Parse(args);
         if (parsed.Action is System.CommandLine.Help.HelpAction)
@@ -81,7 +87,8 @@ public static class BenchCommand
             ClassifierOnly = parsed.GetValue(classifierOnly), Inception = parsed.GetValue(inception) || parsed.GetValue(inceptionOnly),
             InceptionOnly = parsed.GetValue(inceptionOnly), InceptionBatch = parsed.GetValue(inceptionBatch),
             InceptionBatches = parsed.GetValue(inceptionBatches), Peer = parsed.GetValue(peer)!,
-            Tf32 = parsed.GetValue(tf32)!, PeerNoEma = parsed.GetValue(peerNoEma),
+            Tf32 = parsed.GetValue(tf32)!, PeerNoEma = parsed.GetValue(peerNoEma), SafeConvCompare = parsed.GetValue(safeConvCompare),
+            ConvCheck = parsed.GetValue(convCheck),
         };
         string? problem = Check(o);
         if (problem is not null)
@@ -100,6 +107,8 @@ public static class BenchCommand
         if (o.SoakBatch < 1) return $"--soak-batch {o.SoakBatch}: must be at least 1";
         if (o.SampleSteps < 1) return $"--sample-steps {o.SampleSteps}: must be at least 1";
         if (o.Threads < 0) return $"--threads {o.Threads}: must not be negative";
+        if (o.ConvCheck < 0) return $"--conv-check {o.ConvCheck}: must not be negative";
+        if (o.SafeConvCompare < 0) return $"--safeconv-compare {o.SafeConvCompare}: must not be negative";
         if (o.InceptionBatch < 1 || o.InceptionBatches < 1) return "--inception-batch and --inception-batches: must be at least 1";
         if (o.Tf32 is not ("default" or "on" or "off")) return $"--tf32 {o.Tf32}: expected default, on or off";
         if (!Presets.Names.Contains(o.Preset, StringComparer.OrdinalIgnoreCase))

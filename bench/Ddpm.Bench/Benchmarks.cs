@@ -37,6 +37,11 @@ public static class Benchmarks
         Line($"ddpm benchmark: preset {o.Preset}, device {device}, {threads} threads, {Environment.ProcessorCount} cores, {RuntimeInfo()}");
         if (device.type == DeviceType.CUDA)
             Line($"TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32} (--tf32 {o.Tf32})");
+        if (o.ConvCheck > 0)
+        {
+            ConvCheck.Run(o.Preset, o.ConvCheck, Line);
+            return sb.ToString();
+        }
         if (o.ClassifierOnly)
         {
             using var digits = DatasetLoader.Load(FindBundledData(), maxCount: 2048);
@@ -86,7 +91,7 @@ public static class Benchmarks
                 var (stepSecs, netSecs) = LoopAndNetworkSeconds(trainer, data, o.BatchSize, device);
                 Line(string.Format(inv, "training loop overhead: {0:P1} over the network's own forward + loss + backward ({1:F3} s of the {2:F3} s step: data, noise, optimiser, clipping, EMA, read-backs; 5 interleaved rounds)",
                     (stepSecs - netSecs) / netSecs, netSecs, stepSecs));
-                if (device.type == DeviceType.CPU) Line(SafeConvCost(trainer));
+                if (device.type == DeviceType.CPU) Line(SafeConvCost(trainer, o.SafeConvCompare));
                 if (peer is null) Line($"PyTorch peer: not run ({peerWhy})");
                 else Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
 
@@ -225,9 +230,10 @@ public static class Benchmarks
     /// <summary>
     /// What the oneDNN workaround costs on the CPU: training steps with <see cref="SafeConv"/>'s policy (libtorch's own
     /// input gradient from <see cref="SafeConv.TrustedInputGradChannels"/> output channels on) against steps with every
-    /// convolution's input gradient through the workaround, in interleaved rounds.
+    /// convolution's input gradient through the workaround and, when <paramref name="compare"/> is not 0, with
+    /// libtorch's own from <paramref name="compare"/> output channels on, in interleaved rounds.
     /// </summary>
-    private static string SafeConvCost(Trainer trainer)
+    private static string SafeConvCost(Trainer trainer, int compare)
     {
         int trusted = SafeConv.TrustedInputGradChannels;
         double Time(int policy)
@@ -240,15 +246,19 @@ public static class Benchmarks
         try
         {
             Time(int.MaxValue);
-            double policySecs = 0, everySecs = 0;
+            double policySecs = 0, everySecs = 0, compareSecs = 0;
             for (int round = 0; round < 3; round++)
             {
                 policySecs += Time(trusted);
+                if (compare > 0) compareSecs += Time(compare);
                 everySecs += Time(int.MaxValue);
             }
+            string compared = compare > 0
+                ? string.Format(CultureInfo.InvariantCulture, ", {0:F3} s/step trusting it from {1} output channels ({2:F2}x)", compareSecs / 3, compare, compareSecs / policySecs)
+                : "";
             return string.Format(CultureInfo.InvariantCulture,
-                "SafeConv: {0:F3} s/step with libtorch's own input gradients from {1} output channels (the default), {2:F3} s/step with every input gradient through the workaround ({3:F2}x); 3 interleaved rounds",
-                policySecs / 3, trusted, everySecs / 3, everySecs / policySecs);
+                "SafeConv: {0:F3} s/step with libtorch's own input gradients from {1} output channels (the default), {2:F3} s/step with every input gradient through the workaround ({3:F2}x){4}; 3 interleaved rounds",
+                policySecs / 3, trusted, everySecs / 3, everySecs / policySecs, compared);
         }
         finally
         {

@@ -96,10 +96,15 @@ public class UNetTests
     /// SafeConv's gradients against float64 autograd of the same conv written as unfold + matmul, under both policies:
     /// the default (libtorch's own input gradient from <see cref="SafeConv.TrustedInputGradChannels"/> output channels
     /// on) and every input gradient through the workaround. The wide rows are the shapes of the presets' layers
-    /// (mnist-small 32 and 64 channels at 28 and 14, the paper's 128 at 16) that now take libtorch's own backward.
+    /// (mnist-tiny 16 channels at 28, mnist-small 32 and 64 channels at 28 and 14, the paper's 128 at 16) that take
+    /// libtorch's own backward.
     /// </summary>
     [Theory]
     [InlineData(16, 32, 32, 28, 3, 1, 1)]
+    [InlineData(16, 16, 16, 28, 3, 1, 1)]  // mnist-tiny's 28x28 layers: 16 output channels, libtorch's own backward since
+    [InlineData(16, 48, 16, 28, 3, 1, 1)]  // the threshold became 16 (its up path: 32 + 16 and 16 + 16 inputs)
+    [InlineData(16, 32, 16, 28, 1, 1, 0)]
+    [InlineData(16, 16, 16, 29, 3, 2, 0)]  // its first Downsample (after the asymmetric pad)
     [InlineData(16, 64, 32, 28, 3, 1, 1)]
     [InlineData(16, 64, 64, 14, 3, 1, 1)]
     [InlineData(8, 32, 32, 28, 3, 2, 0)]   // mnist-small's first Downsample
