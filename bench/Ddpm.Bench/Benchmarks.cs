@@ -35,6 +35,9 @@ public static class Benchmarks
         var sb = new StringBuilder();
         void Line(string s) { sb.AppendLine(s); log.WriteLine(s); }
         Line($"ddpm benchmark: preset {o.Preset}, device {device}, {threads} threads, {Environment.ProcessorCount} cores, {RuntimeInfo()}");
+        Line(NativeAllocator.Applied
+            ? $"native allocator: glibc's mmap threshold {NativeAllocator.MmapThresholdBytes >> 20} MiB and trim threshold {NativeAllocator.TrimThresholdBytes / (1 << 20)} MiB, as the CLI sets them (the PyTorch peer gets the same through MALLOC_*_ variables)"
+            : $"native allocator: the C library's defaults ({NativeAllocator.OptOutVariable}=default, or not glibc on Linux); the PyTorch peer too");
         if (device.type == DeviceType.CUDA)
             Line($"TF32: matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN {torch.backends.cudnn.allow_tf32} (--tf32 {o.Tf32})");
         if (o.ConvCheck > 0)

@@ -109,6 +109,8 @@ public sealed class PeerBenchmark : IDisposable
     private static (int Code, string Output) RunProcess(string file, string[] args, TimeSpan timeout)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // The peer allocates as this process does: glibc's thresholds set (NativeAllocator) or glibc's defaults.
+        foreach (var (name, value) in Ddpm.Runtime.NativeAllocator.EnvironmentForChild()) psi.Environment[name] = value;
         foreach (var a in args) psi.ArgumentList.Add(a);
         try
         {
