@@ -94,7 +94,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
     [Setting("Batch size")]
     public int BatchSize { get; set; } = 64;
     [Setting("Optimizer steps; when resuming, the new total", Resumable = true)]
-    public long Steps { get; set; } = 3000;
+    public long Steps { get; set; } = 6000;
     [Setting("Adam learning rate")]
     public double LearningRate { get; set; } = 1e-3;
     [Setting("Adam beta1")]
