@@ -10,10 +10,12 @@ public static class Presets
 
     private sealed record Preset(string Name, string Summary, Func<UNetConfig> Build);
 
-    // The CPU presets were timed on 2 cores (batch 64, forward+backward+Adam): mnist-small about 80-95 images/s,
-    // cifar-small about 70 images/s, mnist-tiny 118 to 270 on different days of the same machine (a quarter of
-    // mnist-small's multiply-adds; its 16 and 32 channels stay on oneDNN's fast convolution path, and since SafeConv
-    // trusts libtorch's input gradient from 16 output channels, its backward too). 8 groups keep 4
+    // The CPU presets were timed on 2 cores (batch 64, forward+backward+Adam, before glibc's malloc thresholds were
+    // set at start): mnist-small about 80-95 images/s, cifar-small about 70 images/s, mnist-tiny 118 to 270 on
+    // different days of the same machine; mnist-tiny about 210 or 420 with the thresholds set (the machine's two
+    // states). It has a quarter of mnist-small's multiply-adds; its 16 and 32 channels stay on oneDNN's fast
+    // convolution path, and since SafeConv trusts libtorch's input gradient from 16 output channels, its backward
+    // too. 8 groups keep 4
     // channels per group at ch 32, as the paper's 32 groups do at ch 128. mnist-tiny is the default because, in the
     // default run's minutes, four times the steps of a quarter of the network beat the larger one (issue 12,
     // experiments/results/quality/round2 and round3).
