@@ -31,17 +31,15 @@ Q=experiments/results/quality
 {
   echo "### The fourth default (ddpm train: 6,000 steps); FD_classifier(mnist) of $COUNT samples against the 10,000 digits"
   echo
-  echo "| run | FD_classifier | IS analogue | class TV from the real digits | floor |"
-  echo "| --- | --- | --- | --- | --- |"
-  row() { jq -r --arg l "$1" '"| \($l) | \(.distance * 100 | round / 100) | \(.a.score.mean * 100 | round / 100) | \(.class_histogram_distance * 1000 | round / 1000) | \(.floor.distance * 100 | round / 100) |"' "$2"; }
-  row "the third default (3,000 steps)" "$Q/round3/default.distance.json"
-  row "the fourth default (6,000 steps)" "$OUT/default.distance.json"
+  echo "| run | options | FD_classifier | IS analogue | class TV from the real digits | floor |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  report_row "the third default (3,000 steps)" "$Q/round3/default.distance.json" "ddpm train (then)"
+  report_row "the fourth default (6,000 steps)" "$OUT/default.distance.json" "ddpm train"
   echo
   echo "### Its curve (ddpm evaluate, $COUNT samples each; class TV here is from the uniform histogram)"
   echo
   echo "| step | minutes | FD_classifier | floor | IS analogue | class TV from uniform |"
   echo "| --- | --- | --- | --- | --- | --- |"
-  jq -r 'select(.eval != null and .eval_count == '"$COUNT"') | "| \(.step) | \((.train_sec // 0) / 60 * 10 | round / 10) | \(.eval.fd_classifier * 100 | round / 100) | \(.eval.fd_classifier_floor * 100 | round / 100) | \(.eval.fd_classifier_score * 100 | round / 100) | \(.eval.fd_classifier_class_imbalance * 1000 | round / 1000) |"' \
-    "$OUT/default.metrics.jsonl" | sort -t'|' -k2,2n
+  curve_rows "$OUT/default.metrics.jsonl"
 } > "$OUT/tables.md"
 cat "$OUT/tables.md"
