@@ -33,6 +33,8 @@ public sealed class BenchOptions
     public int SafeConvCompare { get; set; }
     /// <summary>Run only the stress check of libtorch's convolution backward (<see cref="ConvCheck"/>) with this many calls per shape; 0: skip it.</summary>
     public int ConvCheck { get; set; }
+    /// <summary>Rounds of C# and the peer timed alternately after the first comparison (1: none).</summary>
+    public int PeerRounds { get; set; } = 1;
 }
 
 /// <summary>The benchmark's command line: options, help, and one-line errors for bad input.</summary>
@@ -61,12 +63,13 @@ public static class BenchCommand
         var peer = Opt("--peer", "Python for the PyTorch peer (bench/pytorch_peer.py): auto, off, or a path", d.Peer);
         var tf32 = Opt("--tf32", "TF32 for CUDA matmuls and convolutions on both sides: default, on or off", d.Tf32);
         var peerNoEma = Opt("--peer-no-ema", "also time the peer's loop without its EMA", d.PeerNoEma);
+        var peerRounds = Opt("--peer-rounds", "time C# and the PyTorch peer in this many alternating rounds after the first comparison (1: only that one)", d.PeerRounds);
         var convCheck = Opt("--conv-check", "run only the stress check of libtorch's CPU convolution input gradients for the preset's shapes SafeConv trusts, this many calls per shape, size and batch (0: skip)", d.ConvCheck);
         var safeConvCompare = Opt("--safeconv-compare", "also time SafeConv trusting libtorch's input gradient from this many output channels (CPU; 0: only the default and the full workaround)", d.SafeConvCompare);
         var root = new RootCommand("ddpm benchmark: training and sampling throughput against the same-run matmul rate and the PyTorch peer")
         {
             preset, device, batch, steps, soakSteps, soakBatch, sampleSteps, threads, classifierOnly, inception,
-            inceptionOnly, inceptionBatch, inceptionBatches, peer, tf32, peerNoEma, safeConvCompare, convCheck,
+            inceptionOnly, inceptionBatch, inceptionBatches, peer, tf32, peerNoEma, safeConvCompare, convCheck, peerRounds,
         };
         var parsed = root.Parse(args);
         if (parsed.Action is System.CommandLine.Help.HelpAction)
@@ -88,7 +91,7 @@ public static class BenchCommand
             InceptionOnly = parsed.GetValue(inceptionOnly), InceptionBatch = parsed.GetValue(inceptionBatch),
             InceptionBatches = parsed.GetValue(inceptionBatches), Peer = parsed.GetValue(peer)!,
             Tf32 = parsed.GetValue(tf32)!, PeerNoEma = parsed.GetValue(peerNoEma), SafeConvCompare = parsed.GetValue(safeConvCompare),
-            ConvCheck = parsed.GetValue(convCheck),
+            ConvCheck = parsed.GetValue(convCheck), PeerRounds = parsed.GetValue(peerRounds),
         };
         string? problem = Check(o);
         if (problem is not null)
@@ -107,6 +110,7 @@ public static class BenchCommand
         if (o.SoakBatch < 1) return $"--soak-batch {o.SoakBatch}: must be at least 1";
         if (o.SampleSteps < 1) return $"--sample-steps {o.SampleSteps}: must be at least 1";
         if (o.Threads < 0) return $"--threads {o.Threads}: must not be negative";
+        if (o.PeerRounds < 1) return $"--peer-rounds {o.PeerRounds}: must be at least 1";
         if (o.ConvCheck < 0) return $"--conv-check {o.ConvCheck}: must not be negative";
         if (o.SafeConvCompare < 0) return $"--safeconv-compare {o.SafeConvCompare}: must not be negative";
         if (o.InceptionBatch < 1 || o.InceptionBatches < 1) return "--inception-batch and --inception-batches: must be at least 1";

@@ -73,16 +73,7 @@ public static class Benchmarks
             {
                 for (int i = 0; i < 3; i++) trainer.TrainStep(); // warm-up
                 peer?.Capture(trainer); // after a few steps: a fresh U-Net's zero-initialised output convolutions make its output 0
-                Synchronize(device);
-                var sw = Stopwatch.StartNew();
-                // As `ddpm train` runs: the loss stays on the device until a log line reads the window back.
-                for (int i = 0; i < o.ThroughputSteps; i++)
-                {
-                    trainer.Advance();
-                    if ((i + 1) % ReadBackEvery == 0 || i == o.ThroughputSteps - 1) trainer.ReadWindow();
-                }
-                Synchronize(device);
-                double secs = sw.Elapsed.TotalSeconds;
+                double secs = TimedTraining(trainer, o.ThroughputSteps, device);
                 trainIps = o.ThroughputSteps * (double)o.BatchSize / secs;
                 gflopPerImage = ModelStats.Gflops(trainer.Config.Model!);
                 // Training costs about three forward passes (forward, and backward for activations and weights).
@@ -96,7 +87,11 @@ public static class Benchmarks
                     (stepSecs - netSecs) / netSecs, netSecs, stepSecs));
                 if (device.type == DeviceType.CPU) Line(SafeConvCost(trainer, o.SafeConvCompare));
                 if (peer is null) Line($"PyTorch peer: not run ({peerWhy})");
-                else Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
+                else
+                {
+                    Line(PeerBenchmark.Describe(peer.Train(trainer, o, dataPath, (int)data.Count, threads), trainIps));
+                    if (o.PeerRounds > 1) Line(InterleavedPeerRounds(trainer, peer, o, dataPath, (int)data.Count, threads, device));
+                }
 
                 // 3. Sampling speed at batch 64: denoising steps per second.
                 var shape = new long[] { 64, data.Channels, data.Height, data.Width };
@@ -105,7 +100,7 @@ public static class Benchmarks
                 trainer.EmaModel.eval();
                 var t = full(new long[] { 64 }, 10L, ScalarType.Int64, device: device);
                 trainer.EmaModel.call(noise, t).Dispose();
-                sw.Restart();
+                var sw = Stopwatch.StartNew();
                 for (int i = 0; i < o.SampleSteps; i++)
                 {
                     using var scope = NewDisposeScope();
@@ -228,6 +223,42 @@ public static class Benchmarks
         }
         trainer.Model.zero_grad();
         return (step / 5, network / 5);
+    }
+
+    /// <summary>Seconds of <paramref name="steps"/> training steps run as `ddpm train` runs them: the loss stays on the device until a log line reads the window back.</summary>
+    private static double TimedTraining(Trainer trainer, int steps, Device device)
+    {
+        Synchronize(device);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++)
+        {
+            trainer.Advance();
+            if ((i + 1) % ReadBackEvery == 0 || i == steps - 1) trainer.ReadWindow();
+        }
+        Synchronize(device);
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>
+    /// C# and the peer timed in alternating rounds (a C# block of the timed steps, then the peer's), so that a change
+    /// of the machine's speed between them shows as a spread of the per-round ratios instead of one wrong ratio.
+    /// </summary>
+    private static string InterleavedPeerRounds(Trainer trainer, PeerBenchmark peer, BenchOptions o, string dataPath, int images, int threads, Device device)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var rounds = new List<(double CSharp, double Peer)>();
+        var once = new BenchOptions { Device = o.Device, BatchSize = o.BatchSize, ThroughputSteps = o.ThroughputSteps, Tf32 = o.Tf32, PeerNoEma = false };
+        for (int r = 0; r < o.PeerRounds; r++)
+        {
+            double cs = o.ThroughputSteps * (double)o.BatchSize / TimedTraining(trainer, o.ThroughputSteps, device);
+            double py = (double)peer.Train(trainer, once, dataPath, images, threads)["train_images_per_s"]!;
+            rounds.Add((cs, py));
+        }
+        var ratios = rounds.Select(x => x.CSharp / x.Peer).Order().ToArray();
+        return string.Format(inv, "C#/PyTorch in {0} alternating rounds of {1} steps each: {2}; median {3:F2}x",
+            rounds.Count, o.ThroughputSteps,
+            string.Join(", ", rounds.Select(x => string.Format(inv, "{0:F0}/{1:F0} images/s ({2:F2}x)", x.CSharp, x.Peer, x.CSharp / x.Peer))),
+            ratios[ratios.Length / 2]);
     }
 
     /// <summary>
