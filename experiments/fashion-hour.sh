@@ -8,8 +8,8 @@
 # real-vs-real floor (the goal: at most 3x the floor), and the curve drawn by `ddpm plot`.
 # Usage (from the repository root): FASHION=DIR bash experiments/fashion-hour.sh
 #   OUT (the results folder), STEPS, EVERY (steps between checkpoints, 1,000) and EXTRA (options added to the
-#   training command) select a variant: the decay run was OUT=experiments/results/quality/fashion-hour-decay
-#   EXTRA="--lr-decay cosine" EVERY=500.
+#   training command) select a variant, e.g. OUT=experiments/results/quality/fashion-hour-2 STEPS=11000 (a
+#   results folder other than these needs its own lines in .gitignore to keep its run folder out of git).
 #   DIR holds train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz (https://github.com/zalandoresearch/fashion-mnist);
 #   default: ../shared/data/fashion-mnist. Finished steps are skipped when the script is run again.
 set -euo pipefail

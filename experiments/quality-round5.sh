@@ -26,7 +26,8 @@ score "$run" "$OUT/default.distance.json"
 cp "$run/metrics.jsonl" "$OUT/default.metrics.jsonl"
 cp "$run/samples/final.png" "$OUT/default.final.png"
 Q=experiments/results/quality
-"${DDPM[@]}" plot "$Q/old-default" "$Q/new-default" "$Q/round3/default" "$run" -o "$OUT/mnist-curves.png" > /dev/null
+"${DDPM[@]}" plot "$Q/old-default" "$Q/new-default" "$Q/round3/default" "$run" -o "$OUT/mnist-curves.png" \
+  --label "first default" --label "second default" --label "third default" --label "fourth default" > /dev/null
 
 {
   echo "### The fourth default (ddpm train: 6,000 steps); FD_classifier(mnist) of $COUNT samples against the 10,000 digits"

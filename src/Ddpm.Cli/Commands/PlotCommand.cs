@@ -16,14 +16,18 @@ public static class PlotCommand
         var metric = new Option<string>("--metric") { Description = "Evaluation figure to draw (default: the first distance logged, e.g. fd_classifier)" };
         var width = new Option<int>("--width") { Description = "Width in pixels", DefaultValueFactory = _ => 1500 };
         var height = new Option<int>("--height") { Description = "Height in pixels", DefaultValueFactory = _ => 900 };
+        var label = new Option<string[]>("--label") { Description = "The legend's name of each run, in the order of the runs (default: the folders' names)", AllowMultipleArgumentsPerToken = false };
         var cmd = new Command("plot", "Draw runs' training loss, learning rate and evaluation distance against optimizer steps and minutes of training (PNG).")
         {
-            runs, output, metric, width, height,
+            runs, output, metric, width, height, label,
         };
         cmd.SetAction(parse =>
         {
             var dirs = parse.GetValue(runs)!;
-            var curves = dirs.Select(d => RunCurves.Load(d)).ToList();
+            var labels = parse.GetValue(label) ?? [];
+            if (labels.Length != 0 && labels.Length != dirs.Length)
+                throw new DdpmException($"plot: {labels.Length} --label for {dirs.Length} runs (give one per run, in the runs' order, or none)");
+            var curves = dirs.Select((d, i) => RunCurves.Load(d, labels.Length == 0 ? null : labels[i])).ToList();
             var path = parse.GetValue(output) ?? (dirs.Length == 1 ? Path.Combine(dirs[0], RunFile) : RunFile);
             var drawn = RunPlot.Save(curves, path, parse.GetValue(metric), parse.GetValue(width), parse.GetValue(height));
             ctx.Out.WriteLine($"wrote {path} ({curves.Count} run{(curves.Count == 1 ? "" : "s")}; {(drawn is null ? "no evaluations logged" : "distance: " + drawn)})");

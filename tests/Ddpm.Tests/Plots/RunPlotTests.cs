@@ -75,4 +75,35 @@ public class RunPlotTests
         Assert.Contains("distance: fd_classifier", output);
         Assert.True(File.Exists(Path.Combine(dir, "curves.png")));
     }
+
+    [Fact]
+    public void LabelsNameTheRunsInTheLegendOnePerRun()
+    {
+        // Two runs whose folders share a name (as two rounds' "default" do): the labels tell them apart.
+        var root = TestUtil.TempDir();
+        string[] dirs = [Path.Combine(root, "a", "default"), Path.Combine(root, "b", "default")];
+        foreach (var d in dirs)
+        {
+            Directory.CreateDirectory(d);
+            File.WriteAllLines(Path.Combine(d, MetricsLog.FileName), [
+                """{"step":10,"loss":0.5,"lr":0.001,"grad_norm":1,"images_per_sec":90,"elapsed_sec":6,"train_sec":6}""",
+                """{"step":20,"loss":0.25,"lr":0.001,"grad_norm":1,"images_per_sec":90,"elapsed_sec":12,"train_sec":12}""",
+            ]);
+        }
+        string Draw(string name, params string[] labels)
+        {
+            var png = Path.Combine(root, name + ".png");
+            var args = new List<string> { "plot", dirs[0], dirs[1], "-o", png };
+            foreach (var l in labels) args.AddRange(["--label", l]);
+            var (code, _, err) = TestUtil.Cli(args.ToArray());
+            Assert.True(code == 0, err);
+            return png;
+        }
+        var third = File.ReadAllBytes(Draw("x", "third", "fourth"));
+        Assert.Equal(third, File.ReadAllBytes(Draw("y", "third", "fourth")));        // the same labels draw the same image
+        Assert.NotEqual(third, File.ReadAllBytes(Draw("z", "first", "second")));     // other labels, another legend
+        var (code, _, err) = TestUtil.Cli("plot", dirs[0], dirs[1], "--label", "only-one");
+        Assert.Equal(1, code);
+        Assert.Equal("error: plot: 1 --label for 2 runs (give one per run, in the runs' order, or none)", err.Trim());
+    }
 }
