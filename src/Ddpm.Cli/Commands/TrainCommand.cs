@@ -120,6 +120,9 @@ public static class TrainCommand
                     progress => trainer.Run(progress, token));
                 if (trainer.Communication is { Steps: > 0 } c)
                     view.Out.WriteLine($"communication: {1000 * c.Seconds / c.Steps:F1} ms per step in the all-reduce (rank 0, waiting for the others included)");
+                if (result.TimeLimitReached)
+                    view.Out.WriteLine($"time limit: {cfg.MaxMinutes.ToString(System.Globalization.CultureInfo.InvariantCulture)} minutes of training reached at step {result.Step} of {cfg.Steps}; "
+                        + $"to train further: ddpm train --resume {trainer.RunDir} --max-minutes M (a larger budget, or 0 for none)");
                 view.Out.WriteLine(result.Interrupted
                     ? $"interrupted at step {result.Step}: checkpoint {result.CheckpointDir}; continue with: ddpm train --resume {trainer.RunDir}"
                     : $"done: {result.Step} steps, final loss {result.LastLoss:F4}; checkpoint {result.CheckpointDir}; samples {result.FinalGrid}");

@@ -95,6 +95,13 @@ public sealed class TrainConfig : IJsonOnDeserializing
     public int BatchSize { get; set; } = 64;
     [Setting("Optimizer steps; when resuming, the new total", Resumable = true)]
     public long Steps { get; set; } = 6000;
+    /// <summary>
+    /// A budget of training minutes (the run's train_sec, evaluations excluded, counted over resumes): training stops
+    /// after the step that reaches it and finishes as at <see cref="Steps"/> (checkpoint, evaluation, final grid).
+    /// 0 = none. Each step's numerics do not depend on it; how many steps a budget buys depends on the machine.
+    /// </summary>
+    [Setting("Stop after this many minutes of training (train_sec, evaluations excluded, over resumes) and finish as at the last step; 0 = no limit", Resumable = true)]
+    public double MaxMinutes { get; set; }
     [Setting("Adam learning rate")]
     public double LearningRate { get; set; } = 1e-3;
     [Setting("Adam beta1")]
@@ -355,6 +362,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
         Check(BatchSize >= 1, "batch_size", $"{BatchSize}: must be at least 1");
         Check(Steps >= 1, "steps", $"{Steps}: must be at least 1");
         Check(Timesteps >= 1 && Timesteps <= 100_000, "timesteps", $"{Timesteps}: must be between 1 and 100000");
+        Check(MaxMinutes >= 0 && double.IsFinite(MaxMinutes), "max_minutes", $"{F(MaxMinutes)}: must be 0 (no limit) or a positive number of minutes");
         Check(LearningRate > 0 && double.IsFinite(LearningRate), "learning_rate", $"{F(LearningRate)}: must be a positive number");
         Check(AdamEps > 0, "adam_eps", $"{F(AdamEps)}: must be positive");
         Check(AdamBeta1 is >= 0 and < 1, "adam_beta1", $"{F(AdamBeta1)}: must be in [0, 1)");

@@ -8,7 +8,7 @@ namespace Ddpm.Training;
 /// <summary>
 /// Data-parallel training over the processes of an MPI job: each process computes the loss of its rows of the global
 /// batch, scaled so that the sum over processes is the global batch's mean loss, and one all-reduce per step sums the
-/// gradients, the loss, every example's loss (for the loss-aware timestep sampler) and the processes' stop requests,
+/// gradients, the loss, every example's loss (for the loss-aware timestep sampler) and the processes' stop requests and time-budget flags,
 /// packed in one flat float32 buffer. Every process then takes the same optimizer step on the same sums, so the
 /// networks stay equal without being sent again. The data order, flips, timesteps and noise are those of the global
 /// batch, drawn identically on every process from the step's seed, so N processes of batch B train what one process of
@@ -23,6 +23,12 @@ internal sealed class DataParallel(ICommunicator communicator, Device device)
 
     /// <summary>Some process asked to stop in the last step: all stop after it.</summary>
     public bool StopAgreed { get; private set; }
+
+    /// <summary>This process says the run's time budget is spent (rank 0 alone keeps the run's clock; set before each step).</summary>
+    public bool TimeUp { get; set; }
+
+    /// <summary>Some process said the time budget was spent in the last step: all finish the run after it.</summary>
+    public bool TimeUpAgreed { get; private set; }
 
     private readonly Stopwatch _communicating = new();
 
@@ -56,7 +62,7 @@ internal sealed class DataParallel(ICommunicator communicator, Device device)
         var parts = new List<Tensor>(grads.Count + 3);
         foreach (var g in grads) parts.Add(g.detach().to(ScalarType.Float32).flatten().cpu());
         parts.Add(localLoss.detach().to(ScalarType.Float32).reshape(1).cpu());
-        parts.Add(tensor(new[] { StopRequested ? 1f : 0f }));
+        parts.Add(tensor(new[] { StopRequested ? 1f : 0f, TimeUp ? 1f : 0f }));
         parts.Add(allLosses);
         var buffer = cat(parts, 0).data<float>().ToArray();
 
@@ -76,7 +82,8 @@ internal sealed class DataParallel(ICommunicator communicator, Device device)
             }
         var loss = summed.narrow(0, offset, 1).reshape(Array.Empty<long>());
         StopAgreed = buffer[offset + 1] > 0;
-        var losses = summed.narrow(0, offset + 2, batch);
+        TimeUpAgreed = buffer[offset + 2] > 0;
+        var losses = summed.narrow(0, offset + 3, batch);
         return (loss.MoveToOuterDisposeScope(), losses.MoveToOuterDisposeScope());
     }
 

@@ -33,7 +33,7 @@ public sealed record TrainProgress(
     double ImagesPerSecond, TimeSpan Elapsed, TimeSpan? Eta, int SamplingStep = 0, int SamplingSteps = 0);
 
 /// <summary>How a run ended.</summary>
-public sealed record TrainResult(long Step, bool Interrupted, string CheckpointDir, string? FinalGrid, double LastLoss);
+public sealed record TrainResult(long Step, bool Interrupted, string CheckpointDir, string? FinalGrid, double LastLoss, bool TimeLimitReached = false);
 
 /// <summary>Statistics of one optimizer update.</summary>
 public readonly record struct StepStats(long Step, double Loss, double GradNorm, double LearningRate);
@@ -482,7 +482,9 @@ public sealed partial class Trainer : IDisposable
     /// <summary>
     /// Trains until <see cref="TrainConfig.Steps"/>, logging, sampling and checkpointing as configured. On
     /// cancellation (also while a periodic evaluation or grid is drawn) it finishes the current step, logs the steps
-    /// since the last metrics line, saves a checkpoint and returns with Interrupted set.
+    /// since the last metrics line, saves a checkpoint and returns with Interrupted set. When the run's training time
+    /// reaches <see cref="TrainConfig.MaxMinutes"/> it stops after that step and finishes as at the last step
+    /// (checkpoint, evaluation, final grid), with TimeLimitReached set.
     /// </summary>
     public TrainResult Run(IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -492,7 +494,11 @@ public sealed partial class Trainer : IDisposable
         var shown = Stopwatch.StartNew();
         double lastLoss = double.NaN, shownLoss = double.NaN, shownNorm = double.NaN;
         long startStep = Step;
-        bool interrupted = false;
+        bool interrupted = false, timeUp = false;
+        bool TimeIsUp() => Config.MaxMinutes > 0 && TrainSeconds(total) >= Config.MaxMinutes * 60;
+        // A budget spent by the run's earlier invocations ends this one before its first step; otherwise the clock is
+        // read after each step, so the step that reaches the budget is the last.
+        if (_parallel is null && Step < Config.Steps && Config.MaxMinutes > 0 && _trainSecondsBefore >= Config.MaxMinutes * 60) timeUp = true;
 
         // One metrics line for the steps since the previous one: their mean loss, the last step's rate and norm.
         // This is where the loss is read back from the device (and divergence noticed), not after every step.
@@ -507,12 +513,17 @@ public sealed partial class Trainer : IDisposable
             shown.Restart();
         }
 
-        while (Step < Config.Steps)
+        while (!timeUp && Step < Config.Steps)
         {
             if (_parallel is null && cancellationToken.IsCancellationRequested) { interrupted = true; break; }
             // In a data-parallel job every process must stop after the same step: a request on any of them travels
-            // with the step's gradients, and all stop when one asked.
-            if (_parallel is not null) _parallel.StopRequested = cancellationToken.IsCancellationRequested;
+            // with the step's gradients, and all stop when one asked. Rank 0 alone keeps the run's clock (it read the
+            // training time of the run's earlier invocations).
+            if (_parallel is not null)
+            {
+                _parallel.StopRequested = cancellationToken.IsCancellationRequested;
+                _parallel.TimeUp = IsWriter && TimeIsUp();
+            }
             Advance();
             if (progress is not null)
             {
@@ -526,11 +537,17 @@ public sealed partial class Trainer : IDisposable
                 double elapsed = total.Elapsed.TotalSeconds;
                 double ips = (Step - startStep) * (double)Config.BatchSize / Math.Max(elapsed, 1e-9);
                 TimeSpan? eta = Step > startStep ? TimeSpan.FromSeconds((Config.Steps - Step) * elapsed / (Step - startStep)) : null;
+                if (eta is not null && Config.MaxMinutes > 0)
+                {
+                    var left = TimeSpan.FromSeconds(Math.Max(0, Config.MaxMinutes * 60 - TrainSeconds(total)));
+                    if (left < eta) eta = left;
+                }
                 progress.Report(new TrainProgress(TrainPhase.Train, Step, Config.Steps, shownLoss, _lastLearningRate, shownNorm, ips, total.Elapsed, eta));
             }
 
             if (Step % Config.LogEvery == 0 || Step == Config.Steps) LogWindow();
             if (_parallel is { StopAgreed: true }) { interrupted = true; break; }
+            if (Step < Config.Steps && (_parallel is { TimeUpAgreed: true } || (_parallel is null && TimeIsUp()))) { timeUp = true; break; }
             if (!IsWriter) continue; // rank 0 alone writes checkpoints, evaluations and grids
             string? saved = null;
             if (Step < Config.Steps && Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0)
@@ -551,9 +568,9 @@ public sealed partial class Trainer : IDisposable
             }
         }
         // A run stopped between log lines logs its last steps now; the resumed run's next line starts after them.
-        if (interrupted && _windowSteps > 0) LogWindow();
+        if ((interrupted || timeUp) && _windowSteps > 0) LogWindow();
 
-        if (!IsWriter) return new TrainResult(Step, interrupted, "", null, lastLoss);
+        if (!IsWriter) return new TrainResult(Step, interrupted, "", null, lastLoss, timeUp);
         var checkpoint = SaveCheckpoint();
         string? grid = null;
         if (!interrupted)
@@ -571,7 +588,7 @@ public sealed partial class Trainer : IDisposable
                 interrupted = true;
             }
         }
-        return new TrainResult(Step, interrupted, checkpoint, grid, lastLoss);
+        return new TrainResult(Step, interrupted, checkpoint, grid, lastLoss, timeUp && !interrupted);
     }
 
     /// <summary>

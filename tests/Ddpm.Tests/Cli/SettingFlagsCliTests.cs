@@ -75,6 +75,7 @@ public class SettingFlagsCliTests
     [InlineData("error: --lr-final-ratio 0.1: applies to a learning-rate decay (lr_decay is none)", "--lr-final-ratio", "0.1")]
     [InlineData("error: --lr-final-ratio 1.5: must be in [0, 1]", "--lr-decay", "cosine", "--lr-final-ratio", "1.5")]
     [InlineData("error: --lr-decay-steps 0: must be at least 1", "--lr-decay", "linear", "--lr-decay-steps", "0")]
+    [InlineData("error: --max-minutes -5: must be 0 (no limit) or a positive number of minutes", "--max-minutes", "-5")]
     public void LibraryErrorsArePrintedWithTheSettingsFlag(string expected, params string[] args)
     {
         int threadsBefore = get_num_threads();

@@ -115,4 +115,37 @@ public class TrainOptionsCliTests
             set_num_threads(threadsBefore);
         }
     }
+
+    /// <summary>
+    /// --max-minutes reaches config.json, a budget spent by the first step ends the run there with exit code 0, the final
+    /// grid and a line naming the step and how to train further; resuming with a budget of 0 trains to the steps.
+    /// </summary>
+    [Fact]
+    public void MaxMinutesEndsTheRunWhenSpentAndSaysHowToContinue()
+    {
+        var dir = TestUtil.TempDir();
+        var (_, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 24, steps: 50);
+        var run = Path.Combine(dir, "run");
+        int threadsBefore = get_num_threads();
+        try
+        {
+            // 6 microseconds: spent by the first step, whatever the machine.
+            var (code, output, err) = TestUtil.Cli("train", "--config", cfg, "--output", run, "--no-progress", "--threads", "1",
+                "--max-minutes", "1e-7", "--sample-sampler", "ddim", "--sample-steps", "2");
+            Assert.True(code == 0, err + output);
+            Assert.Equal(1e-7, ConfigJson(run).GetProperty("max_minutes").GetDouble());
+            Assert.Contains($"time limit: 1E-07 minutes of training reached at step 1 of 50; to train further: ddpm train --resume {run} --max-minutes M", output);
+            Assert.Contains("done: 1 steps", output);
+            Assert.True(File.Exists(Path.Combine(run, Trainer.SamplesFolder, "final.png")));
+
+            (code, output, err) = TestUtil.Cli("train", "--resume", run, "--max-minutes", "0", "--steps", "3", "--no-progress");
+            Assert.True(code == 0, err + output);
+            Assert.DoesNotContain("time limit", output);
+            Assert.Contains("done: 3 steps", output);
+        }
+        finally
+        {
+            set_num_threads(threadsBefore);
+        }
+    }
 }

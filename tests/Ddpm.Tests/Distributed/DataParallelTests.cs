@@ -62,14 +62,38 @@ public class DataParallelTests
     {
         using var data = TestUtil.TinyData();
         int reduced = 0;
-        // The other process sends zero gradients and, at its second step, a stop: the flag follows the loss in the buffer.
-        var comm = new StandInCommunicator(0, 2, theirs => { if (++reduced == 2) theirs[^(4 + 1)] = 1; });
+        // The other process sends zero gradients and, at its second step, a stop: the flag follows the loss in the buffer
+        // (then the time-budget flag and the batch's 4 losses).
+        var comm = new StandInCommunicator(0, 2, theirs => { if (++reduced == 2) theirs[^(4 + 2)] = 1; });
         var run = Path.Combine(TestUtil.TempDir(), "run");
         using var trainer = Trainer.Start(Config(10), run, comm, data);
         var result = trainer.Run();
         Assert.True(result.Interrupted);
         Assert.Equal(2, result.Step);
         Assert.Equal(2, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+    }
+
+    /// <summary>
+    /// A spent time budget said by another process (the flag after the stop request) finishes the run on every process
+    /// after the same step, as at its last step: not interrupted, with the final checkpoint and grid on rank 0.
+    /// </summary>
+    [Fact]
+    public void ATimeBudgetSpentOnAnotherProcessFinishesTheRunAfterTheSameStep()
+    {
+        using var data = TestUtil.TinyData();
+        int reduced = 0;
+        var comm = new StandInCommunicator(0, 2, theirs => { if (++reduced == 3) theirs[^(4 + 1)] = 1; });
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        var config = Config(10);
+        config.SampleSampler = "ddim";
+        config.SampleSteps = 2;
+        using var trainer = Trainer.Start(config, run, comm, data);
+        var result = trainer.Run();
+        Assert.False(result.Interrupted);
+        Assert.True(result.TimeLimitReached);
+        Assert.Equal(3, result.Step);
+        Assert.Equal(3, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+        Assert.True(result.FinalGrid is not null && File.Exists(result.FinalGrid), "rank 0 draws the final grid");
     }
 
     /// <summary>A failure on another process fails this one too, with a one-line error, instead of leaving it waiting.</summary>

@@ -77,12 +77,14 @@ public class TrainConfigJsonTests
         // Writing gives the same keys in the same order with the same string values (the numbers as .NET writes doubles).
         var written = JsonDocument.Parse(c.ToJson()).RootElement.EnumerateObject().ToList();
         var original = JsonDocument.Parse(DefaultRunJson).RootElement.EnumerateObject().ToList();
-        // A file from before the learning-rate decay existed trains at the paper's constant rate, as it did.
+        // A file from before the learning-rate decay existed trains at the paper's constant rate, as it did, and one from
+        // before the time budget trains to its steps.
         Assert.Equal((LearningRateDecay.None, (long?)null, 0.0), (c.LrDecay, c.LrDecaySteps, c.LrFinalRatio));
+        Assert.Equal(0, c.MaxMinutes);
         // Settings added since (the loss weighting, the grid's and the evaluation's sampler group, init_from, the decay) are written with their
         // defaults; the rest keeps its keys and order.
         string[] added = ["loss_weighting", "loss_weight_gamma", "sample_spacing", "sample_threshold", "sample_eta", "eval_spacing", "eval_threshold", "eval_eta", "init_from",
-            "lr_decay", "lr_decay_steps", "lr_final_ratio"];
+            "lr_decay", "lr_decay_steps", "lr_final_ratio", "max_minutes"];
         Assert.Equal(added.Order(), written.Select(p => p.Name).Except(original.Select(p => p.Name)).Order());
         written = written.Where(p => !added.Contains(p.Name)).ToList();
         Assert.Equal(original.Select(p => p.Name), written.Select(p => p.Name));

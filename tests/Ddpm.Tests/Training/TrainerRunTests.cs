@@ -110,6 +110,63 @@ public class TrainerRunTests
         AssertLogLinesAverageTheirWindows(run, reports, new long[] { 2, 3, 4, 6 });
     }
 
+    /// <summary>
+    /// --max-minutes: the run stops after the first step at which its training clock (train_sec, which counts the
+    /// progress reports' time) has reached the budget, and finishes as at its last step (checkpoint, final grid, not
+    /// interrupted). Every progress report here sleeps 0.2 s, so a 0.6 s budget is spent within 3 steps, whatever the
+    /// machine's speed; the clock runs on over resumes, a resumed run whose budget is spent finishes at once, and one
+    /// without a budget trains to its steps, on the weights of a run that was never stopped.
+    /// </summary>
+    [Fact]
+    public void ATimeBudgetFinishesTheRunAfterTheStepThatSpendsItAndCountsOverResumes()
+    {
+        using var scope = NewDisposeScope();
+        using var data = TestUtil.TinyData();
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        var config = RunConfig(steps: 1000);
+        config.LogEvery = 1;
+        config.CheckpointEvery = 0;
+        config.MaxMinutes = 0.01;   // 0.6 s
+        var slow = new SyncProgress<TrainProgress>(p => { if (p.Phase == TrainPhase.Train) Thread.Sleep(200); });
+
+        // The lines before the last are all under the budget: the run stopped at the first step that reached it.
+        static long AssertStoppedByTheBudget(TrainResult result, string run, double budgetSeconds, long after, long atMost)
+        {
+            Assert.True(result.TimeLimitReached);
+            Assert.False(result.Interrupted);
+            Assert.InRange(result.Step, after + 1, atMost);
+            Assert.True(result.FinalGrid is not null && File.Exists(result.FinalGrid), "the final grid is drawn");
+            Assert.Equal(result.Step, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+            var lines = MetricsLog.Read(run);
+            Assert.Equal(result.Step, lines[^1].Step);
+            foreach (var line in lines.Where(l => l.Step > after && l.Step < result.Step))
+                Assert.True(line.TrainSeconds < budgetSeconds, $"step {line.Step} at {line.TrainSeconds} s: the budget was spent before it");
+            return result.Step;
+        }
+
+        long k;
+        using (var t = Trainer.Start(config, run, data))
+            k = AssertStoppedByTheBudget(t.Run(slow), run, 0.6, after: 0, atMost: 3);
+        long k2;
+        using (var t = Trainer.Resume(run, data, c => c.MaxMinutes = 0.02))   // 1.2 s over both invocations: at most 3 more steps
+            k2 = AssertStoppedByTheBudget(t.Run(slow), run, 1.2, after: k, atMost: k + 3);
+        using (var t = Trainer.Resume(run, data))   // the budget is spent: no step, the run finishes again
+        {
+            var again = t.Run(slow);
+            Assert.Equal((k2, true, false), (again.Step, again.TimeLimitReached, again.Interrupted));
+        }
+        using var last = Trainer.Resume(run, data, c => { c.MaxMinutes = 0; c.Steps = k2 + 2; });
+        var end = last.Run();
+        Assert.Equal((k2 + 2, false), (end.Step, end.TimeLimitReached));
+
+        var straightConfig = RunConfig(steps: k2 + 2);
+        straightConfig.CheckpointEvery = 0;
+        using var straight = Trainer.Start(straightConfig, Path.Combine(TestUtil.TempDir(), "straight"), data);
+        straight.Run();
+        AssertSameParameters(straight.Model, last.Model, "model");
+        AssertSameParameters(straight.EmaModel, last.EmaModel, "ema");
+    }
+
     [Theory]
     [InlineData("sample")]
     [InlineData("eval")]
