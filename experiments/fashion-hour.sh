@@ -9,7 +9,9 @@
 # Usage (from the repository root): FASHION=DIR bash experiments/fashion-hour.sh
 #   OUT (the results folder), STEPS, EVERY (steps between checkpoints, 1,000) and EXTRA (options added to the
 #   training command) select a variant, e.g. OUT=experiments/results/quality/fashion-hour-2 STEPS=11000 (a
-#   results folder other than these needs its own lines in .gitignore to keep its run folder out of git).
+#   results folder other than these needs its own lines in .gitignore to keep its run folder out of git). The hour
+#   itself, whatever the machine's speed: STEPS=50000 EVERY=2000 EXTRA="--max-minutes 57" (training stops after 57
+#   minutes of training, then the checkpoint and the final grid; fashion-hour-3).
 #   DIR holds train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz (https://github.com/zalandoresearch/fashion-mnist);
 #   default: ../shared/data/fashion-mnist. Finished steps are skipped when the script is run again.
 set -euo pipefail
