@@ -19,13 +19,14 @@ public sealed class TrainConfig : IJsonOnDeserializing
     /// <summary>
     /// A key missing from a configuration JSON means what it meant when the key was added, not today's default: files
     /// written before prediction and sample_sampler existed were trained with eps and drew their grids with the
-    /// ancestral sampler, so an old run resumes, samples and reproduces as it did. (Called before the keys present
+    /// ancestral sampler over all T steps, so an old run resumes, samples and reproduces as it did. (Called before the keys present
     /// are read; a front end without a file starts from today's defaults, <c>new TrainConfig()</c>.)
     /// </summary>
     void IJsonOnDeserializing.OnDeserializing()
     {
         Prediction = PredictionType.Epsilon;
         SampleSampler = Sampling.AncestralSampler.RegistryName;
+        SampleSteps = 0;
     }
 
     // Data
@@ -144,11 +145,25 @@ public sealed class TrainConfig : IJsonOnDeserializing
     [Setting("Images in each sample grid", Resumable = true)]
     public int SampleCount { get; set; } = 64;
     /// <summary>Sampler of the grids: ddpm (ancestral, the paper's), ddim or dpm-solver.</summary>
-    [Setting("Sampler of the grids: ddpm (all T steps), ddim or dpm-solver", Resumable = true)]
-    public string SampleSampler { get; set; } = "dpm-solver";
-    /// <summary>Steps of the grid sampler (0 = its default: all T for ddpm, 50 for ddim, 20 for dpm-solver).</summary>
-    [Setting("Steps of the grid sampler, 0 = its default (T for ddpm, 50 for ddim, 20 for dpm-solver)", Resumable = true)]
-    public int SampleSteps { get; set; }
+    [Setting("Sampler of the grids: ddpm (ancestral, over sample_steps), ddim or dpm-solver", Resumable = true)]
+    public string SampleSampler { get; set; } = Sampling.AncestralSampler.RegistryName;
+    /// <summary>
+    /// Steps of the grid sampler: 0 = the sampler's own default (all T for ddpm, 50 for ddim, 20 for dpm-solver); null =
+    /// <see cref="DefaultAncestralGridSteps"/> for ddpm (all T when T is smaller) and the sampler's default for the
+    /// others. See <see cref="GridSteps"/>.
+    /// </summary>
+    [Setting("Steps of the grid sampler, 0 = the sampler's own default (T for ddpm, 50 for ddim, 20 for dpm-solver) (default: 250 for ddpm, at most T; the sampler's own for the others)", Resumable = true)]
+    public int? SampleSteps { get; set; }
+
+    /// <summary>
+    /// The ancestral grid's steps when <see cref="SampleSteps"/> is not given: respaced as improved DDPM does. The
+    /// default run's weights scored FD_classifier 9.6 with them against 16.5 with DPM-Solver++'s 20 steps and 11.2 with
+    /// 100 ancestral steps (README, "Round six"); a grid of 64 costs about 25 s of the 2-core machine.
+    /// </summary>
+    public const int DefaultAncestralGridSteps = 250;
+
+    /// <summary>The grid sampler's step count as given to the sampler (0: its own default): <see cref="SampleSteps"/> resolved.</summary>
+    public int GridSteps() => SampleSteps ?? (SampleSampler == Sampling.AncestralSampler.RegistryName ? Math.Min(DefaultAncestralGridSteps, Timesteps) : 0);
     /// <summary>How the grid sampler spreads its steps (null: the sampler's default); see <see cref="Sampling.SamplerOptions.ParseSpacing"/>.</summary>
     [Setting("Spacing of the grid sampler's steps: even, logsnr, linspace, leading, trailing or karras (default: the sampler's)", Resumable = true)]
     public string? SampleSpacing { get; set; }
@@ -375,7 +390,7 @@ public sealed class TrainConfig : IJsonOnDeserializing
         Check(EmaInvGamma > 0, "ema_inv_gamma", $"{F(EmaInvGamma)}: must be positive");
         Check(LogEvery >= 1, "log_every", $"{LogEvery}: must be at least 1");
         Check(SampleEvery >= 0, "sample_every", $"{SampleEvery}: must not be negative");
-        Check(SampleSteps >= 0 && SampleSteps <= Timesteps, "sample_steps", $"{SampleSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
+        Check(SampleSteps is null || (SampleSteps >= 0 && SampleSteps <= Timesteps), "sample_steps", $"{SampleSteps}: must be between 0 (the sampler's default) and timesteps {Timesteps}");
         CheckSamplerName(SampleSampler, "sample_sampler");
         CheckSamplerSettings("sample", SampleSampler, SampleSpacing, SampleThreshold, SampleEta);
         Check(SampleCount is >= 1 and <= 4096, "sample_count", $"{SampleCount}: must be between 1 and 4096");

@@ -24,11 +24,14 @@ public class DiffusionOptionsTests
         Assert.Equal(VarianceType.FixedLarge, d.VarianceType);
         Assert.Equal(LossType.Simple, d.Loss);
         Assert.IsType<UniformTimestepSampler>(TimestepSamplers.For(c));
-        // The grid sampler too: before sample_sampler existed, grids were drawn by the ancestral sampler. Today's
-        // defaults (v, DPM-Solver++) apply where no file is read.
+        // The grid sampler too: before sample_sampler and sample_steps existed, grids were drawn by the ancestral sampler
+        // over all T steps. Today's defaults (v, the ancestral sampler over 250 steps) apply where no file is read.
         Assert.True(json.Remove("sample_sampler"));
-        Assert.Equal("ddpm", TrainConfig.FromJson(json.ToJsonString(), "old").SampleSampler);
-        Assert.Equal((PredictionType.Velocity, "dpm-solver"), (new TrainConfig().Prediction, new TrainConfig().SampleSampler));
+        Assert.True(json.Remove("sample_steps"));
+        var old = TrainConfig.FromJson(json.ToJsonString(), "old");
+        Assert.Equal(("ddpm", (int?)0, 0), (old.SampleSampler, old.SampleSteps, old.GridSteps()));
+        var today = new TrainConfig();
+        Assert.Equal((PredictionType.Velocity, "ddpm", (int?)null, 250), (today.Prediction, today.SampleSampler, today.SampleSteps, today.GridSteps()));
     }
 
     [Fact]
@@ -49,7 +52,7 @@ public class DiffusionOptionsTests
         Assert.Equal((1e-4, 0.02), (c.BetaStart, c.BetaEnd));
         // The paper's objective (no weighting) and its sampler for the grids, whatever the defaults are.
         Assert.Equal((LossWeightingKind.None, (double?)null), (c.LossWeighting, c.LossWeightGamma));
-        Assert.Equal(("ddpm", 0, "clip"), (c.SampleSampler, c.SampleSteps, c.SampleThreshold));
+        Assert.Equal(("ddpm", (int?)0, "clip"), (c.SampleSampler, c.SampleSteps, c.SampleThreshold));
         c.LossWeighting = LossWeightingKind.P2;
         TrainRecipes.Apply(c, "improved");
         Assert.Equal(LossWeightingKind.None, c.LossWeighting);

@@ -1,3 +1,4 @@
+using Ddpm.Runs;
 using Ddpm.Tests.Sampling;
 using Ddpm.Imaging;
 using Ddpm.Runtime;
@@ -32,6 +33,42 @@ public class GridSamplerTests
         Assert.Equal(File.ReadAllBytes(tmp), File.ReadAllBytes(path));
     }
 
+    /// <summary>
+    /// Not given, the grid's steps are 250 for the ancestral sampler (respaced), all T when T is smaller, and the
+    /// sampler's own default for the others; 0 is always the sampler's own default (all T for the ancestral one).
+    /// </summary>
+    [Theory]
+    [InlineData("ddpm", null, 1000, 250)]
+    [InlineData("ddpm", null, 12, 12)]
+    [InlineData("ddpm", 0, 1000, 0)]
+    [InlineData("ddpm", 40, 1000, 40)]
+    [InlineData("dpm-solver", null, 1000, 0)]
+    [InlineData("ddim", null, 1000, 0)]
+    public void TheGridStepsDefaultTo250AncestralStepsAtMostT(string sampler, int? given, int timesteps, int expected)
+    {
+        var config = new TrainConfig { SampleSampler = sampler, SampleSteps = given, Timesteps = timesteps };
+        config.Validate(requireData: false);
+        Assert.Equal(expected, config.GridSteps());
+    }
+
+    /// <summary>The default grid of a run with T = 300: the ancestral sampler makes 250 network calls, not 300.</summary>
+    [Fact]
+    public void TheDefaultGridMakes250NetworkCalls()
+    {
+        var config = TestUtil.TinyConfig(steps: 1);
+        config.SampleSampler = new TrainConfig().SampleSampler;
+        config.SampleSteps = null;
+        config.Timesteps = 300;
+        config.SampleCount = 2;
+        using var data = TestUtil.TinyData(count: 8);
+        using var t = Trainer.Start(config, Path.Combine(TestUtil.TempDir(), "run"), data);
+        t.TrainStep();
+        var steps = new List<int>();
+        t.SaveSampleGrid(Path.Combine(t.RunDir, "grid.png"), new SyncProgress<int>(steps.Add));
+        Assert.Equal(250, steps.Max());
+        Assert.Equal(250, steps.Count);
+    }
+
     [Fact]
     public void UnknownGridSamplerIsAOneLineError()
     {
@@ -64,10 +101,9 @@ public class GridSamplerTests
         var eval = Assert.IsType<DpmSolverSampler>(Ddpm.Metrics.Evaluation.EvalMetrics.Sampler(config));
         Assert.Equal((TimestepSpacing.Karras, X0Threshold.Dynamic), (eval.Options.Spacing, eval.Options.Threshold));
 
-        // The defaults: DPM-Solver++ with its own 20 steps and spacing, clipped (the paper's ancestral grid is --recipe ho2020's).
-        var defaults = Assert.IsType<DpmSolverSampler>(Trainer.GridSampler(TestUtil.TinyConfig(steps: 1)));
-        Assert.Equal((null, null, X0Threshold.Clip), (defaults.Options.Steps, defaults.Options.Spacing, defaults.Options.Threshold));
-        Assert.Equal(20, defaults.Timesteps(Ddpm.Diffusion.NoiseSchedule.Linear(1000)).Length);
+        // The defaults: the ancestral sampler over 250 of the T = 1000 steps (all T are --recipe ho2020's or --sample-steps 0's).
+        var defaults = Assert.IsType<AncestralSampler>(Trainer.GridSampler(new TrainConfig()));
+        Assert.Equal(250, defaults.Timesteps(Ddpm.Diffusion.NoiseSchedule.Linear(1000)).Length);
 
         config.SampleSampler = "ddpm";
         var e = Assert.Throws<DdpmException>(config.Validate);
