@@ -248,6 +248,9 @@ def main(request_path):
     # The same training work as the C# trainer: L_simple, Adam, global-norm clipping, EMA, one loss read per
     # `read_every` steps (the C# loop reads back at its log lines).
     data = read_idx_images(req["data"], req["max_images"]).to(device)
+    size = req["unet"]["image_size"]
+    if data.shape[-1] != size:  # the 28x28 digits for a 32x32 network (ho-cifar10), as the C# side resizes them
+        data = F.interpolate(data, size=(size, size), mode="bilinear", align_corners=False)
     # alpha_bar_t of the C# run's schedule (float64 there), cast once as the C# diffusion does.
     alpha_bar = torch.tensor(req["alpha_bar"], dtype=torch.float64).to(torch.float32).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=req["lr"], eps=req["adam_eps"])

@@ -61,9 +61,11 @@ public static class Benchmarks
 
         // 2. Training throughput at the default batch.
         var dataPath = FindBundledData();
-        using var data = DatasetLoader.Load(dataPath, maxCount: 2048);
+        // The bundled digits are 28x28: resized to the preset's own size (ho-cifar10's 32), whose network cannot take 28.
+        int presetSize = Ddpm.Models.Presets.Get(o.Preset).ImageSize;
+        using var data = DatasetLoader.Load(dataPath, presetSize, maxCount: 2048);
         // eps, as the PyTorch peer trains it (bench/pytorch_peer.py), so the two do the same work.
-        var config = new TrainConfig { Prediction = PredictionType.Epsilon, Data = dataPath, Preset = o.Preset, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
+        var config = new TrainConfig { Prediction = PredictionType.Epsilon, Data = dataPath, Preset = o.Preset, ImageSize = presetSize, BatchSize = o.BatchSize, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
         var (peer, peerWhy) = PeerBenchmark.Find(o.Peer, RepoRoot());
         var runDir = Path.Combine(Path.GetTempPath(), $"ddpm-bench-{Guid.NewGuid():N}");
         try
@@ -135,7 +137,7 @@ public static class Benchmarks
             }
 
             // 4. Memory soak: many small steps; live tensors and resident memory must stay flat.
-            var soak = new TrainConfig { Prediction = PredictionType.Epsilon, Data = dataPath, Preset = o.Preset, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
+            var soak = new TrainConfig { Prediction = PredictionType.Epsilon, Data = dataPath, Preset = o.Preset, ImageSize = presetSize, BatchSize = o.SoakBatch, Steps = long.MaxValue / 2, Device = DeviceSpec.Parse(o.Device), CheckpointEvery = 0 };
             if (o.SoakSteps > 0)
             using (var trainer = Trainer.Start(soak, runDir + "-soak", data))
             {
