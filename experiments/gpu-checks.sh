@@ -26,12 +26,15 @@ if [ -n "${DRY:-}" ]; then
   DDPM=(dotnet src/Ddpm.Cli/bin/Release/net10.0/Ddpm.Cli.dll)
   BENCH=(dotnet bench/Ddpm.Bench/bin/Release/net10.0/Ddpm.Bench.dll)
   DEV=cpu BIG_BATCH=4 BIG_STEPS=3 SMALL_STEPS=10 SAMPLE_STEPS=2 TRAIN_STEPS=20 CURVE_MIN=0.2 CURVE_EVERY=20 SMALL_TF32_STEPS=2 EVAL_COUNT=20
+  GRID_STEPS=2 EVAL_REAL=40 MPI_STEPS=10
   PEER=${PEER:-off}
+  [ -x /usr/bin/python3 ] && export PATH=/usr/bin:$PATH   # Debian's python3 has torch here
 else
   bash .gpu/setup.sh > "$OUT/setup.txt" 2>&1 || { cat "$OUT/setup.txt"; exit 1; }
   DDPM=(.gpu/ddpm)
   BENCH=(.gpu/bench)
   DEV=cuda BIG_BATCH=128 BIG_STEPS=150 SMALL_STEPS=300 SAMPLE_STEPS=50 TRAIN_STEPS=400 CURVE_MIN=1.25 CURVE_EVERY=250 SMALL_TF32_STEPS=80 EVAL_COUNT=500
+  GRID_STEPS=250 EVAL_REAL=5000 MPI_STEPS=100
   PEER=python3
 fi
 DATA=data/mnist-10k/images-idx3-ubyte.gz
@@ -86,13 +89,13 @@ check bench-ho-cifar10-tf32 60 "${BENCH[@]}" --device "$DEV" --preset ho-cifar10
 
 # 3. Issue 9: C#'s training loop alone, for its busy share in a steady window (the log's images/s beside it).
 check train-ho-cifar10 60 "${DDPM[@]}" train -o "$OUT/run-steady" --device "$DEV" --preset ho-cifar10 --data "$DATA" --image-size 32 \
-  --batch-size "$BIG_BATCH" --steps "$TRAIN_STEPS" --checkpoint-every 0 --log-every 50 --sample-count 16 --no-progress
+  --batch-size "$BIG_BATCH" --steps "$TRAIN_STEPS" --checkpoint-every 0 --log-every 50 --sample-count 16 --sample-steps "$GRID_STEPS" --no-progress
 tail -n 3 "$OUT/run-steady/metrics.jsonl" >> "$SUMMARY" 2>/dev/null
 
 # 4. Issue 12: the GPU curve (32x32 digits; no RGB data set travels with the project), evaluated as training goes.
 check curve-ho-cifar10 120 "${DDPM[@]}" train -o "$OUT/run-curve" --device "$DEV" --preset ho-cifar10 --data "$DATA" --image-size 32 \
   --batch-size "$BIG_BATCH" --steps 100000 --max-minutes "$CURVE_MIN" --eval-every "$CURVE_EVERY" --eval-count "$EVAL_COUNT" \
-  --eval-real-count 5000 --eval-classifier mnist --checkpoint-every 0 --sample-count 16 --no-progress
+  --eval-real-count "$EVAL_REAL" --eval-classifier mnist --checkpoint-every 0 --sample-count 16 --sample-steps "$GRID_STEPS" --no-progress
 grep '"eval"' "$OUT/run-curve/metrics.jsonl" >> "$SUMMARY" 2>/dev/null
 rm -rf "$OUT/run-steady/checkpoints" "$OUT/run-curve/checkpoints" "$OUT"/run-*/tensorboard   # keep what comes back small
 
@@ -103,7 +106,7 @@ check export-check 75 env DDPM="$EXPORT_DDPM" DDPM_PREBUILT=1 OUT="$OUT/interop"
 # 6. Issue 14: one rank per GPU (this machine has one GPU: two ranks share it, which checks the binding, not the speed).
 if command -v mpirun > /dev/null; then
   check mpi-two-ranks 60 mpirun -n 2 --oversubscribe --allow-run-as-root "${DDPM[@]}" train -o "$OUT/run-mpi" --device "$DEV" \
-    --preset mnist-tiny --data "$DATA" --batch-size 64 --steps 100 --checkpoint-every 0 --sample-count 16 --no-progress
+    --preset mnist-tiny --data "$DATA" --batch-size 64 --steps "$MPI_STEPS" --checkpoint-every 0 --sample-count 16 --sample-steps "$GRID_STEPS" --no-progress
   rm -rf "$OUT/run-mpi/checkpoints"
 else
   note "mpi: no mpirun on this machine: the one-rank-per-GPU check is not made"
