@@ -48,9 +48,14 @@ public static class TrainCommand
             Trainer trainer;
             if (resumeDir is not null)
             {
-                // A run whose checkpoint names no data (a converted checkpoint) takes it now; any other keeps its own.
-                var bad = bindings.FirstOrDefault(b => !b.Setting.Resumable && Given(b.Option) && !(b.Option == data && StoredDataIsEmpty(resumeDir)));
+                // A run whose checkpoint names no data (a converted checkpoint), or names data that is gone (a deleted
+                // clone's bundled copy, a moved folder), takes it now; any other keeps its own.
+                var storedData = StoredData(resumeDir);
+                bool dataMayChange = string.IsNullOrWhiteSpace(storedData) || !(File.Exists(storedData) || Directory.Exists(storedData));
+                var bad = bindings.FirstOrDefault(b => !b.Setting.Resumable && Given(b.Option) && !(b.Option == data && dataMayChange));
                 if (bad is not null) throw new DdpmException($"{Spelling(bad.Option)} cannot change when resuming (the run keeps its settings)");
+                if (!string.IsNullOrWhiteSpace(storedData) && dataMayChange && !Given(data))
+                    throw new DdpmException($"the run's data {storedData} is not there (moved or deleted): give its new place with --data");
                 if (Given(noEmaWarmup)) throw new DdpmException("--no-ema-warmup cannot change when resuming (the run keeps its settings)");
                 if (Given(config) || Given(output)) throw new DdpmException("--config and --output cannot be combined with --resume");
                 int threadCount = parse.GetValue(threads);
@@ -66,6 +71,8 @@ public static class TrainCommand
                 // so another count can change the last bits and a resumed run would no longer equal an uninterrupted one.
                 TorchRuntime.SetThreads(Threads(trainer.Config.Threads));
                 view.Out.WriteLine($"resuming {resumeDir} at step {trainer.Step} of {trainer.Config.Steps}");
+                if (Given(data) && !string.IsNullOrWhiteSpace(storedData))
+                    view.Out.WriteLine($"data: the run's {storedData} is not there; it trains on {trainer.Config.Data} from now on");
                 if (trainer.TornMetricsLinesDropped > 0)
                     view.Out.WriteLine($"note: dropped {trainer.TornMetricsLinesDropped} torn line(s) of {Path.Combine(resumeDir, Ddpm.Runs.MetricsLog.FileName)} (cut by a crash or a full disk)");
             }
@@ -133,18 +140,18 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// Whether the run's latest checkpoint names no training data (a converted checkpoint), so that resuming it takes
-    /// the data given. A folder that cannot be read counts as yes: resuming it then says what is wrong with it.
+    /// The training data the run's latest checkpoint names: empty for a converted checkpoint, and for a folder that
+    /// cannot be read (resuming it then says what is wrong with it).
     /// </summary>
-    private static bool StoredDataIsEmpty(string runDir)
+    private static string StoredData(string runDir)
     {
         try
         {
-            return string.IsNullOrWhiteSpace(CheckpointStore.ReadState(CheckpointStore.Resolve(runDir)).Config.Data);
+            return CheckpointStore.ReadState(CheckpointStore.Resolve(runDir)).Config.Data ?? "";
         }
         catch (DdpmException)
         {
-            return true;
+            return "";
         }
     }
 }

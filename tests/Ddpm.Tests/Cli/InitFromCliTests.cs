@@ -139,4 +139,33 @@ public class InitFromCliTests : OneThreadTest
         Assert.NotEqual(0, code);
         Assert.Contains("--data cannot change when resuming", err);
     }
+
+    /// <summary>
+    /// A run whose data is gone (a deleted clone's bundled copy, a moved folder) cannot resume without --data, and takes
+    /// the data given, saying so; the new path is then its own.
+    /// </summary>
+    [Fact]
+    public void ARunWhoseDataIsGoneResumesWithTheDataGiven()
+    {
+        var dir = TestUtil.TempDir();
+        var (idx, cfg) = TestUtil.WriteTinyRunInputs(dir, images: 16, steps: 2);
+        var run = Path.Combine(dir, "run");
+        var (code, output, err) = Train("--config", cfg, "--run-dir", run);
+        Assert.True(code == 0, err + output);
+        var moved = Path.Combine(dir, "moved-" + Path.GetFileName(idx));
+        File.Move(idx, moved);
+
+        (code, _, err) = Train("--resume", run, "--steps", "3");
+        Assert.NotEqual(0, code);
+        Assert.Equal($"error: the run's data {idx} is not there (moved or deleted): give its new place with --data", err.Trim());
+        (code, output, err) = Train("--resume", run, "--data", moved, "--steps", "3");
+        Assert.True(code == 0, err + output);
+        Assert.Contains($"data: the run's {idx} is not there; it trains on {moved} from now on", output);
+        Assert.Equal(moved, ConfigJson(run).GetProperty("data").GetString());
+        Assert.Equal(3, CheckpointStore.ReadState(CheckpointStore.Resolve(run)).Step);
+
+        // Its data is there again: it keeps it.
+        (code, _, err) = Train("--resume", run, "--data", idx, "--steps", "4");
+        Assert.Contains("--data cannot change when resuming", err);
+    }
 }
