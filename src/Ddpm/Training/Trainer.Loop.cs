@@ -78,10 +78,11 @@ public sealed partial class Trainer
         double lastLoss = double.NaN, shownLoss = double.NaN, shownNorm = double.NaN;
         long startStep = Step;
         bool interrupted = false, timeUp = false;
-        bool TimeIsUp() => Config.MaxMinutes > 0 && TrainSeconds(total) >= Config.MaxMinutes * 60;
+        bool Spent(double trainSeconds) => Config.MaxMinutes > 0 && trainSeconds >= Config.MaxMinutes * 60;
+        bool TimeIsUp() => Spent(TrainSeconds(total));
         // A budget spent by the run's earlier invocations ends this one before its first step; otherwise the clock is
         // read after each step, so the step that reaches the budget is the last.
-        if (_parallel is null && Step < Config.Steps && Config.MaxMinutes > 0 && _trainSecondsBefore >= Config.MaxMinutes * 60) timeUp = true;
+        if (_parallel is null && Step < Config.Steps && Spent(_trainSecondsBefore)) timeUp = true;
 
         // One metrics line for the steps since the previous one: their mean loss, the last step's rate and norm.
         // This is where the loss is read back from the device (and divergence noticed), not after every step.
@@ -153,7 +154,7 @@ public sealed partial class Trainer
         // A run stopped between log lines logs its last steps now; the resumed run's next line starts after them.
         if ((interrupted || timeUp) && _windowSteps > 0) LogWindow();
 
-        if (!IsWriter) return new TrainResult(Step, interrupted, "", null, lastLoss, timeUp);
+        if (!IsWriter) return new TrainResult(Step, interrupted, "", null, lastLoss, timeUp && !interrupted);
         var checkpoint = SaveCheckpoint();
         string? grid = null;
         if (!interrupted)
